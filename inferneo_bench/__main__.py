@@ -1,0 +1,3 @@
+from inferneo_bench.cli import main
+
+main()
