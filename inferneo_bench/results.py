@@ -82,6 +82,8 @@ class RunInfo:
     engine: str  # "torch" or "sim"
     status: str  # one of RUN_STATUSES
     validity: dict[str, Any] = field(default_factory=dict)  # {"valid": bool, "failed": [...], "checks": {...}}
+    trial: int | None = None  # 1-based trial number with --repeat, else None
+    label: str | None = None  # free-form label (e.g. a config variant) shown by compare
 
 
 @dataclass

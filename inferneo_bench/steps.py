@@ -39,6 +39,7 @@ class StepPlan:
     free: list[str] = field(default_factory=list)  # finished, cancelled or recompute-preempted: release slot
     swap_out: list[str] = field(default_factory=list)  # swap-preempted: copy KV to host, release slot
     swap_in: list[str] = field(default_factory=list)  # resumed: copy KV back into a slot
+    preempted: list[str] = field(default_factory=list)  # preempted before this step (either mode), for records
     # scheduler decisions worth recording with this step (e.g. adaptive cap changes with their reason)
     events: list[str] = field(default_factory=list)
 
