@@ -1,0 +1,368 @@
+"""Comparison plots from result files: each figure answers one question at a glance.
+
+matplotlib is imported inside the functions (figures are built as `matplotlib.figure.Figure` objects, no
+pyplot state, rendered by Agg), so the CLI starts fast and tests can inspect the figures before saving.
+Every strategy keeps one colour in every plot (`color_for`). Repeated trials: points per trial plus the
+median with min-max error bars; CDFs and histograms pool the trials' requests and steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from inferneo_bench.report.tables import Column
+from inferneo_bench.results import RunResult
+
+STRATEGY_COLORS = {
+    "fixed_size": "#7f7f7f",  # grey: the usual baseline
+    "adaptive": "#1f77b4",
+    "coalescing": "#9467bd",
+    "latency_optimized": "#2ca02c",
+    "throughput_optimized": "#ff7f0e",
+    "continuous": "#d62728",
+}
+_EXTRA = ("#8c564b", "#e377c2", "#bcbd22", "#17becf", "#393b79", "#637939")
+_LINESTYLES = ("-", "--", ":", "-.")
+
+
+def color_for(strategy: str) -> str:
+    """The strategy's fixed colour; unknown names get a stable colour from a spare palette."""
+    if strategy in STRATEGY_COLORS:
+        return STRATEGY_COLORS[strategy]
+    return _EXTRA[sum(map(ord, strategy)) % len(_EXTRA)]
+
+
+def _styles(columns: Sequence[Column]) -> list[dict[str, Any]]:
+    """Colour by strategy; a second column of the same strategy (another label) gets another line style."""
+    seen: dict[str, int] = {}
+    out = []
+    for col in columns:
+        n = seen.get(col.strategy, 0)
+        seen[col.strategy] = n + 1
+        out.append({"color": color_for(col.strategy), "linestyle": _LINESTYLES[n % len(_LINESTYLES)]})
+    return out
+
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=110, layout="constrained")
+
+
+# ------------------------------------------------------------------------------------------- per-request data
+
+
+def _completed(result: RunResult) -> list[Any]:
+    return [
+        r
+        for r in result.requests
+        if r.status == "completed" and not r.warmup and r.first_token_s is not None and r.finish_s is not None
+    ]
+
+
+def request_latencies(results: Sequence[RunResult]) -> dict[str, np.ndarray]:
+    """TTFT, TPOT and E2EL in ms per completed request, pooled over the results (vLLM's definitions)."""
+    ttft, tpot, e2el = [], [], []
+    for result in results:
+        for r in _completed(result):
+            ttft.append(r.first_token_s - r.arrival_s)
+            e2el.append(r.finish_s - r.arrival_s)
+            if r.output_tokens > 1:
+                tpot.append((r.finish_s - r.first_token_s) / (r.output_tokens - 1))
+    return {k: np.asarray(v, dtype=float) * 1000.0 for k, v in (("ttft", ttft), ("tpot", tpot), ("e2el", e2el))}
+
+
+def token_times(result: RunResult) -> np.ndarray:
+    """Times (s) at which output tokens were produced: first token, then the inter-token gaps."""
+    times = []
+    for r in _completed(result):
+        t = r.first_token_s
+        times.append(t)
+        for gap in r.itl_s:
+            t += gap
+            times.append(t)
+    return np.sort(np.asarray(times, dtype=float))
+
+
+def _value(result: RunResult, key: str) -> float | None:
+    v = result.summary.get(key)
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+# ------------------------------------------------------------------------------------------------- the figures
+
+
+def overview(columns: Sequence[Column], baseline: int = 0) -> Any:
+    """Horizontal bars: output throughput (higher better), p99 TTFT and mean E2EL (lower better); min-max error
+    bars for repeated trials; the baseline value as a dashed line."""
+    panels = (
+        ("output_throughput", "Output throughput (tok/s)", "higher is better →"),
+        ("p99_ttft_ms", "p99 TTFT (ms)", "← lower is better"),
+        ("mean_e2el_ms", "Mean E2E latency (ms)", "← lower is better"),
+    )
+    fig = _figure(13, 0.5 * len(columns) + 1.8)
+    axes = fig.subplots(1, 3, sharey=True)
+    y = np.arange(len(columns))[::-1]
+    names = [c.header for c in columns]
+    for ax, (key, label, hint) in zip(axes, panels, strict=False):
+        med, lo, hi = [], [], []
+        for col in columns:
+            vals = [v for v in (_value(r, key) for r in col.results) if v is not None]
+            m = float(np.median(vals)) if vals else np.nan
+            med.append(m)
+            lo.append(m - min(vals) if vals else 0.0)
+            hi.append(max(vals) - m if vals else 0.0)
+        colors = [color_for(c.strategy) for c in columns]
+        bars = ax.barh(
+            y,
+            np.nan_to_num(med),
+            color=colors,
+            xerr=[lo, hi] if any(c.trials > 1 for c in columns) else None,
+            capsize=4,
+            ecolor="black",
+        )
+        for bar, m in zip(bars, med, strict=False):
+            text = "n/a" if np.isnan(m) else f"{m:,.1f}"
+            ax.annotate(
+                text,
+                (bar.get_width(), bar.get_y() + bar.get_height() / 2),
+                xytext=(4, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=9,
+            )
+        if not np.isnan(med[baseline]):
+            ax.axvline(med[baseline], color="black", linestyle="--", linewidth=0.8)
+        ax.set_xlabel(f"{label}\n{hint}")
+        ax.set_title(label)
+        ax.margins(x=0.22)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(y, names)
+    trials = " (bars: median, whiskers: min–max over trials)" if any(c.trials > 1 for c in columns) else ""
+    fig.suptitle(f"Strategies at a glance; dashed line = baseline {columns[baseline].label}{trials}")
+    return fig
+
+
+def latency_cdfs(columns: Sequence[Column]) -> Any:
+    """CDFs of TTFT, TPOT and E2EL per strategy from the per-request records (trials pooled)."""
+    fig = _figure(15, 4.6)
+    axes = fig.subplots(1, 3)
+    data = [request_latencies(c.results) for c in columns]
+    titles = {"ttft": "Time to first token", "tpot": "Time per output token", "e2el": "End-to-end latency"}
+    for ax, key in zip(axes, ("ttft", "tpot", "e2el"), strict=False):
+        positive = [d[key][d[key] > 0] for d in data if d[key].size]
+        span = max((p.max() for p in positive if p.size), default=1.0) / max(
+            min((p.min() for p in positive if p.size), default=1.0), 1e-9
+        )
+        for col, d, style in zip(columns, data, _styles(columns), strict=False):
+            values = np.sort(d[key])
+            if values.size == 0:
+                continue
+            frac = np.arange(1, values.size + 1) / values.size
+            ax.step(values, frac, where="post", label=f"{col.header} (n={values.size})", linewidth=2, **style)
+        for q in (0.5, 0.99):
+            ax.axhline(q, color="black", linewidth=0.6, alpha=0.4)
+            ax.annotate(
+                f"p{round(q * 100)}",
+                (0.0, q),
+                xycoords=("axes fraction", "data"),
+                xytext=(2, -10),
+                textcoords="offset points",
+                fontsize=8,
+                alpha=0.7,
+            )
+        if span > 30:
+            ax.set_xscale("log")
+        ax.set_title(f"{titles[key]} ({key.upper()})")
+        ax.set_xlabel(f"{key.upper()} (ms{', log scale' if span > 30 else ''})")
+        ax.set_ylabel("fraction of requests ≤ x")
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0].legend(loc="lower right", fontsize=8)
+    fig.suptitle("Latency distributions per strategy (further left = faster)")
+    return fig
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Points not dominated by another (lower or equal latency x and higher or equal throughput y, one strictly),
+    sorted by x."""
+    front = []
+    for x, y in points:
+        dominated = any((ox <= x and oy >= y) and (ox < x or oy > y) for ox, oy in points)
+        if not dominated:
+            front.append((x, y))
+    return sorted(set(front))
+
+
+def throughput_vs_latency(columns: Sequence[Column]) -> Any:
+    """Output throughput against p99 TTFT, one point per result, medians with min-max error bars for repeated
+    trials, and the Pareto front through the non-dominated results."""
+    fig = _figure(8.5, 6)
+    ax = fig.subplots()
+    points = []
+    for col in columns:
+        xs, ys = [], []
+        for r in col.results:
+            x, y = _value(r, "p99_ttft_ms"), _value(r, "output_throughput")
+            if x is not None and y is not None:
+                xs.append(x)
+                ys.append(y)
+        if not xs:
+            continue
+        points += list(zip(xs, ys, strict=False))
+        color = color_for(col.strategy)
+        if col.trials > 1:
+            ax.scatter(xs, ys, color=color, alpha=0.35, s=25)
+            mx, my = float(np.median(xs)), float(np.median(ys))
+            ax.errorbar(
+                [mx],
+                [my],
+                xerr=[[mx - min(xs)], [max(xs) - mx]],
+                yerr=[[my - min(ys)], [max(ys) - my]],
+                fmt="o",
+                color=color,
+                markersize=9,
+                capsize=4,
+                label=col.header,
+            )
+        else:
+            mx, my = xs[0], ys[0]
+            ax.scatter([mx], [my], color=color, s=80, label=col.header, zorder=3)
+        ax.annotate(col.label, (mx, my), xytext=(6, 6), textcoords="offset points", fontsize=9, color=color)
+    front = pareto_front(points)
+    if front:
+        fx, fy = zip(*front, strict=False)
+        ax.plot(fx, fy, color="black", linestyle="--", linewidth=1, label="Pareto front", zorder=1)
+    ax.set_xlabel("p99 TTFT (ms)  ← better")
+    ax.set_ylabel("Output throughput (tok/s)  ↑ better")
+    ax.set_title("Throughput vs tail latency (upper left is better)")
+    ax.grid(alpha=0.3)
+    ax.margins(0.15)
+    ax.legend(fontsize=8, loc="best")
+    return fig
+
+
+def _bin_width(duration: float) -> float:
+    raw = max(duration / 40.0, 1e-3)
+    for nice in (0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300):
+        if raw <= nice:
+            return float(nice)
+    return float(raw)
+
+
+def _samples(result: RunResult) -> list[dict[str, Any]]:
+    tel = result.telemetry or {}
+    if not tel.get("available"):
+        return []
+    return [s for s in tel.get("samples") or [] if s.get("gpu_util_pct") is not None]
+
+
+def timelines(columns: Sequence[Column]) -> Any:
+    """Per strategy (rows), over the run: queue depth, batch size, output tokens/s and, where NVML telemetry
+    exists, GPU kernel-busy %. Rows share axes so strategies compare by eye. Trials: the first is shown."""
+    has_gpu = any(_samples(c.results[0]) for c in columns)
+    metrics = ["queue depth (requests)", "batch size (seqs/step)", "output tokens/s"]
+    if has_gpu:
+        metrics.append("GPU kernel-busy (%)")
+    end = max(
+        (max((s.start_s + s.step_ms / 1000 for s in c.results[0].steps), default=0.0) for c in columns), default=1.0
+    )
+    width = _bin_width(end)
+    fig = _figure(3.6 * len(metrics) + 1.0, 1.35 * len(columns) + 1.2)
+    axes = np.atleast_2d(fig.subplots(len(columns), len(metrics), sharex=True, sharey="col", squeeze=False))
+    for i, col in enumerate(columns):
+        result = col.results[0]
+        color = color_for(col.strategy)
+        t = np.asarray([s.start_s for s in result.steps], dtype=float)
+        axes[i, 0].step(t, [s.queue_depth for s in result.steps], where="post", color=color, linewidth=1.2)
+        axes[i, 1].step(t, [s.batch_size for s in result.steps], where="post", color=color, linewidth=1.2)
+        times = token_times(result)
+        edges = np.arange(0.0, end + width, width)
+        counts, _ = np.histogram(times, bins=edges)
+        axes[i, 2].stairs(counts / width, edges, color=color, fill=True, alpha=0.6)
+        if has_gpu:
+            samples = _samples(result)
+            if samples:
+                axes[i, 3].plot([s["t_s"] for s in samples], [s["gpu_util_pct"] for s in samples], color=color)
+                axes[i, 3].set_ylim(0, 105)
+            else:
+                axes[i, 3].text(
+                    0.5,
+                    0.5,
+                    "no NVML telemetry",
+                    ha="center",
+                    va="center",
+                    transform=axes[i, 3].transAxes,
+                    fontsize=8,
+                    alpha=0.7,
+                )
+        name = col.label + (f"\n(trial {result.run.trial} of {col.trials})" if col.trials > 1 else "")
+        axes[i, 0].set_ylabel(name, color=color, fontsize=9, fontweight="bold")
+        for ax in axes[i]:
+            ax.grid(alpha=0.3)
+    for j, metric in enumerate(metrics):
+        title = metric if j != 2 else f"{metric} ({width:g} s bins)"
+        axes[0, j].set_title(title, fontsize=10)
+        axes[-1, j].set_xlabel("time since run start (s)")
+    fig.suptitle("What each strategy did over the run")
+    return fig
+
+
+def batch_histogram(columns: Sequence[Column]) -> Any:
+    """Share of engine steps per batch size, one panel per strategy (shared axes), trials pooled."""
+    ncols = min(3, len(columns))
+    nrows = -(-len(columns) // ncols)
+    fig = _figure(4.2 * ncols, 2.4 * nrows + 0.8)
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False)).ravel()
+    top = max((s.batch_size for c in columns for r in c.results for s in r.steps), default=1)
+    edges = np.arange(0.5, top + 1.5, 1.0)
+    for ax, col in zip(axes, columns, strict=False):
+        sizes = np.asarray([s.batch_size for r in col.results for s in r.steps], dtype=float)
+        color = color_for(col.strategy)
+        if sizes.size:
+            counts, _ = np.histogram(sizes, bins=edges)
+            ax.bar(edges[:-1] + 0.5, counts / sizes.size * 100.0, width=0.8, color=color)
+            ax.axvline(float(sizes.mean()), color="black", linestyle="--", linewidth=1)
+            ax.set_title(f"{col.header}: mean {sizes.mean():.2f}", color=color, fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    for ax in axes[len(columns) :]:
+        ax.set_visible(False)
+    for ax in axes[: len(columns)]:
+        ax.set_xlabel("batch size (sequences per step)")
+        ax.set_ylabel("share of steps (%)")
+        ax.label_outer()
+    fig.suptitle("Batch sizes the strategies ran (dashed: mean)")
+    return fig
+
+
+FIGURES = (
+    ("overview", overview),
+    ("latency_cdf", latency_cdfs),
+    ("throughput_vs_p99_ttft", throughput_vs_latency),
+    ("timeline", timelines),
+    ("batch_size_hist", batch_histogram),
+)
+
+
+def build_all(columns: Sequence[Column], baseline: int = 0) -> dict[str, Any]:
+    figs = {}
+    for name, fn in FIGURES:
+        figs[name] = fn(columns, baseline) if fn is overview else fn(columns)
+    return figs
+
+
+def save_all(columns: Sequence[Column], out_dir: str | Path, svg: bool = False, baseline: int = 0) -> list[Path]:
+    """Write every figure as PNG (and SVG with `svg`) into out_dir; returns the paths written."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, fig in build_all(columns, baseline).items():
+        for ext in ("png", "svg") if svg else ("png",):
+            path = out / f"{name}.{ext}"
+            fig.savefig(path, metadata={"Software": None} if ext == "png" else {"Date": None})
+            written.append(path)
+    return written

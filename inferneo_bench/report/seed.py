@@ -1,0 +1,226 @@
+"""The seed's claims, checked: the Inferneo design document's "Expected Improvements" against measurements.
+
+Source: the Inferneo dynamic-batching README (DYNAMIC_BATCHING_README.md of the Inferneo repository,
+section "Performance Comparison / Expected Improvements"), a table of ranges against Fixed-Size for
+throughput, latency and GPU utilization. The document gives ranges only, with no metric definitions, so
+this module fixes them (and prints them with the table):
+
+- throughput  = summary `output_throughput` (output tokens/s over the run);
+- latency     = summary `mean_e2el_ms` (mean end-to-end latency per request; the document's demo prints
+                an "Average Latency" per request);
+- GPU utilization = summary `gpu_util_mean` (NVML kernel-busy %), its change read as a relative change
+                like the other two (the document does not say whether it means percentage points).
+
+All changes are relative to the fixed_size result (median over trials). A claim is *held* when the
+measured change is within the claimed range or better than it in the metric's good direction (higher
+throughput and utilization, lower latency), *not held* when it is worse than the range, and *not
+measurable* when a figure is missing (no fixed_size result, strategy not run, no GPU telemetry).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from inferneo_bench.results import RunResult
+
+SOURCE = 'Inferneo DYNAMIC_BATCHING_README.md, "Performance Comparison / Expected Improvements" (vs Fixed-Size)'
+# dimension -> (summary key, what it means, True when higher is better)
+DIMENSIONS: dict[str, tuple[str, str, bool]] = {
+    "throughput": ("output_throughput", "output_throughput: output tokens/s over the run", True),
+    "latency": ("mean_e2el_ms", "mean_e2el_ms: mean end-to-end latency per request (finish - arrival)", False),
+    "gpu_utilization": ("gpu_util_mean", "gpu_util_mean: NVML kernel-busy %, mean over the run", True),
+}
+# strategy -> dimension -> (low, high) claimed change in percent against fixed_size
+CLAIMS: dict[str, dict[str, tuple[float, float]]] = {
+    "adaptive": {"throughput": (40, 60), "latency": (-30, -20), "gpu_utilization": (15, 25)},
+    "coalescing": {"throughput": (30, 50), "latency": (-20, -10), "gpu_utilization": (20, 30)},
+    "latency_optimized": {"throughput": (-30, -20), "latency": (-60, -40), "gpu_utilization": (-20, -10)},
+    "throughput_optimized": {"throughput": (60, 80), "latency": (20, 40), "gpu_utilization": (30, 40)},
+}
+HELD, NOT_HELD, NOT_MEASURABLE = "held", "not held", "not measurable"
+
+
+@dataclass
+class ClaimCheck:
+    strategy: str
+    dimension: str
+    claimed: tuple[float, float]
+    measured_pct: float | None
+    verdict: str
+    detail: str  # "within range", "better than claimed", "worse than claimed", or why not measurable
+
+
+def _median(results: Sequence[RunResult], key: str) -> float | None:
+    values = [r.summary.get(key) for r in results]
+    present = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return float(statistics.median(present)) if present else None
+
+
+def check_claims(results: Sequence[RunResult]) -> list[ClaimCheck]:
+    by_strategy: dict[str, list[RunResult]] = {}
+    for r in results:
+        by_strategy.setdefault(str(r.strategy.get("name")), []).append(r)
+    base = by_strategy.get("fixed_size", [])
+    checks = []
+    for strategy, claims in CLAIMS.items():
+        for dim, claimed in claims.items():
+            key, _, higher = DIMENSIONS[dim]
+            checks.append(_check(strategy, dim, claimed, key, higher, base, by_strategy.get(strategy, [])))
+    return checks
+
+
+def _check(strategy, dim, claimed, key, higher, base, mine) -> ClaimCheck:  # noqa: ANN001 - internal
+    def unmeasurable(why: str) -> ClaimCheck:
+        return ClaimCheck(strategy, dim, claimed, None, NOT_MEASURABLE, why)
+
+    if not base:
+        return unmeasurable("no fixed_size result to compare against")
+    if not mine:
+        return unmeasurable(f"no {strategy} result")
+    b, m = _median(base, key), _median(mine, key)
+    if b is None or m is None:
+        why = "no GPU telemetry (NVML)" if key.startswith("gpu_") else f"{key} not measured"
+        return unmeasurable(why)
+    if b == 0:
+        return unmeasurable(f"fixed_size {key} is 0")
+    pct = (m - b) / abs(b) * 100.0
+    lo, hi = claimed
+    rounded = round(pct, 1)
+    if lo <= rounded <= hi:
+        return ClaimCheck(strategy, dim, claimed, pct, HELD, "within range")
+    better = rounded > hi if higher else rounded < lo
+    if better:
+        return ClaimCheck(strategy, dim, claimed, pct, HELD, "better than claimed")
+    return ClaimCheck(strategy, dim, claimed, pct, NOT_HELD, "worse than claimed")
+
+
+def _claim_text(claimed: tuple[float, float]) -> str:
+    lo, hi = claimed
+    if lo >= 0:
+        return f"+{lo:g} to +{hi:g}%"
+    if hi <= 0:
+        return f"{hi:g} to {lo:g}%".replace("-", "−")
+    return f"{lo:+g} to {hi:+g}%"
+
+
+def _measured_text(pct: float | None) -> str:
+    return "n/a" if pct is None else f"{pct:+.1f}%".replace("-", "−")
+
+
+def definitions() -> list[str]:
+    lines = [f"claims: {SOURCE}"]
+    lines += [f"{dim} = {meaning}" for dim, (_, meaning, _) in DIMENSIONS.items()]
+    lines.append(
+        "changes are relative to fixed_size (medians over trials); held = within the claimed range or better "
+        "than it (higher throughput and GPU utilization, lower latency); not held = worse than the range"
+    )
+    return lines
+
+
+HEADERS = ("strategy", "metric", "claimed", "measured", "verdict", "detail")
+
+
+def rows(checks: Sequence[ClaimCheck]) -> list[list[str]]:
+    return [
+        [
+            c.strategy,
+            c.dimension.replace("_", " "),
+            _claim_text(c.claimed),
+            _measured_text(c.measured_pct),
+            c.verdict,
+            c.detail,
+        ]
+        for c in checks
+    ]
+
+
+def to_rich(checks: Sequence[ClaimCheck]) -> Any:
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(
+        title="The seed's claims (vs fixed_size) against this run",
+        title_justify="left",
+        caption="\n".join(definitions()),
+        caption_justify="left",
+    )
+    for h in HEADERS:
+        table.add_column(h, justify="right" if h in ("claimed", "measured") else "left")
+    styles = {HELD: "green", NOT_HELD: "red", NOT_MEASURABLE: "dim"}
+    for check, row in zip(checks, rows(checks), strict=False):
+        table.add_row(*row[:4], Text(row[4], style=styles[check.verdict]), row[5])
+    return table
+
+
+def to_markdown(checks: Sequence[ClaimCheck]) -> str:
+    lines = [
+        "### The seed's claims (vs fixed_size) against this run",
+        "",
+        "| " + " | ".join(HEADERS) + " |",
+        "| --- | --- | ---: | ---: | --- | --- |",
+    ]
+    for row in rows(checks):
+        if row[4] != NOT_MEASURABLE:
+            row[4] = f"**{row[4]}**"
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    lines += [f"- {line}" for line in definitions()]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(checks: Sequence[ClaimCheck]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(
+        [
+            "strategy",
+            "metric",
+            "summary_key",
+            "claimed_low_pct",
+            "claimed_high_pct",
+            "measured_pct",
+            "verdict",
+            "detail",
+        ]
+    )
+    for c in checks:
+        writer.writerow(
+            [
+                c.strategy,
+                c.dimension,
+                DIMENSIONS[c.dimension][0],
+                c.claimed[0],
+                c.claimed[1],
+                "" if c.measured_pct is None else round(c.measured_pct, 3),
+                c.verdict,
+                c.detail,
+            ]
+        )
+    return out.getvalue()
+
+
+def to_json(checks: Sequence[ClaimCheck]) -> str:
+    data = {
+        "source": SOURCE,
+        "definitions": {dim: {"summary_key": key, "meaning": meaning} for dim, (key, meaning, _) in DIMENSIONS.items()},
+        "rule": definitions()[-1],
+        "claims": [
+            {
+                "strategy": c.strategy,
+                "metric": c.dimension,
+                "summary_key": DIMENSIONS[c.dimension][0],
+                "claimed_pct": list(c.claimed),
+                "measured_pct": None if c.measured_pct is None else round(c.measured_pct, 3),
+                "verdict": c.verdict,
+                "detail": c.detail,
+            }
+            for c in checks
+        ],
+    }
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
