@@ -97,49 +97,48 @@ def _value(result: RunResult, key: str) -> float | None:
 
 
 def overview(columns: Sequence[Column], baseline: int = 0) -> Any:
-    """Horizontal bars: output throughput (higher better), p99 TTFT and mean E2EL (lower better); min-max error
-    bars for repeated trials; the baseline value as a dashed line."""
+    """Horizontal bars: output throughput (higher better), p99 TTFT and mean E2EL (lower better); the best bar of
+    each panel starred; min-max error bars for repeated trials; the baseline value as a dashed line."""
     panels = (
-        ("output_throughput", "Output throughput (tok/s)", "higher is better →"),
-        ("p99_ttft_ms", "p99 TTFT (ms)", "← lower is better"),
-        ("mean_e2el_ms", "Mean E2E latency (ms)", "← lower is better"),
+        ("output_throughput", "Output throughput (tok/s)", "higher is better →", True),
+        ("p99_ttft_ms", "p99 TTFT (ms)", "← lower is better", False),
+        ("mean_e2el_ms", "Mean E2E latency (ms)", "← lower is better", False),
     )
     fig = _figure(13, 0.5 * len(columns) + 1.8)
     axes = fig.subplots(1, 3, sharey=True)
     y = np.arange(len(columns))[::-1]
     names = [c.header for c in columns]
-    for ax, (key, label, hint) in zip(axes, panels, strict=False):
+    for ax, (key, label, hint, higher) in zip(axes, panels, strict=True):
         med, lo, hi = [], [], []
         for col in columns:
             vals = [v for v in (_value(r, key) for r in col.results) if v is not None]
-            m = float(np.median(vals)) if vals else np.nan
-            med.append(m)
-            lo.append(m - min(vals) if vals else 0.0)
-            hi.append(max(vals) - m if vals else 0.0)
-        colors = [color_for(c.strategy) for c in columns]
-        bars = ax.barh(
-            y,
-            np.nan_to_num(med),
-            color=colors,
-            xerr=[lo, hi] if any(c.trials > 1 for c in columns) else None,
-            capsize=4,
-            ecolor="black",
-        )
-        for bar, m in zip(bars, med, strict=False):
-            text = "n/a" if np.isnan(m) else f"{m:,.1f}"
+            med.append(float(np.median(vals)) if vals else np.nan)
+            lo.append(min(vals) if vals else np.nan)
+            hi.append(max(vals) if vals else np.nan)
+        ax.barh(y, np.nan_to_num(med), color=[color_for(c.strategy) for c in columns], height=0.7)
+        present = [m for m in med if not np.isnan(m)]
+        best = (max(present) if higher else min(present)) if present else None
+        for yi, col, m, low, high in zip(y, columns, med, lo, hi, strict=True):
+            if col.trials > 1 and not np.isnan(m):
+                ax.errorbar([m], [yi], xerr=[[m - low], [high - m]], fmt="none", ecolor="black", capsize=4)
+            text = "n/a" if np.isnan(m) else f"{m:,.1f}" + (" ★ best" if m == best else "")
+            end = 0.0 if np.isnan(m) else max(m, high)
             ax.annotate(
                 text,
-                (bar.get_width(), bar.get_y() + bar.get_height() / 2),
-                xytext=(4, 0),
+                (end, yi),
+                xytext=(5, 0),
                 textcoords="offset points",
                 va="center",
                 fontsize=9,
+                fontweight="bold" if m == best else "normal",
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1},
             )
         if not np.isnan(med[baseline]):
             ax.axvline(med[baseline], color="black", linestyle="--", linewidth=0.8)
-        ax.set_xlabel(f"{label}\n{hint}")
+        ax.set_xlabel(hint)
         ax.set_title(label)
-        ax.margins(x=0.22)
+        ax.margins(x=0.3)
+        ax.set_xlim(left=0)
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(y, names)
     trials = " (bars: median, whiskers: min–max over trials)" if any(c.trials > 1 for c in columns) else ""
@@ -201,9 +200,10 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, flo
 def throughput_vs_latency(columns: Sequence[Column]) -> Any:
     """Output throughput against p99 TTFT, one point per result, medians with min-max error bars for repeated
     trials, and the Pareto front through the non-dominated results."""
-    fig = _figure(8.5, 6)
+    fig = _figure(9, 6.5)
     ax = fig.subplots()
-    points = []
+    points: list[tuple[float, float]] = []
+    labels: list[tuple[str, float, float, str]] = []
     for col in columns:
         xs, ys = [], []
         for r in col.results:
@@ -232,11 +232,27 @@ def throughput_vs_latency(columns: Sequence[Column]) -> Any:
         else:
             mx, my = xs[0], ys[0]
             ax.scatter([mx], [my], color=color, s=80, label=col.header, zorder=3)
-        ax.annotate(col.label, (mx, my), xytext=(6, 6), textcoords="offset points", fontsize=9, color=color)
+        labels.append((col.label, mx, my, color))
     front = pareto_front(points)
     if front:
-        fx, fy = zip(*front, strict=False)
-        ax.plot(fx, fy, color="black", linestyle="--", linewidth=1, label="Pareto front", zorder=1)
+        fx, fy = (list(v) for v in zip(*front, strict=True))
+        ax.scatter(
+            fx,
+            fy,
+            s=220,
+            facecolors="none",
+            edgecolors="black",
+            linewidths=1.2,
+            zorder=4,
+            label="Pareto front (not beaten on both axes)",
+        )
+        # the staircase that bounds what the front dominates: right of and below it is beaten
+        sx, sy = [fx[0]], [fy[0]]
+        for x, yv in zip(fx[1:], fy[1:], strict=True):
+            sx += [x, x]
+            sy += [sy[-1], yv]
+        ax.plot(sx, sy, color="black", linestyle="--", linewidth=1, zorder=1)
+    _place_labels(ax, labels)
     ax.set_xlabel("p99 TTFT (ms)  ← better")
     ax.set_ylabel("Output throughput (tok/s)  ↑ better")
     ax.set_title("Throughput vs tail latency (upper left is better)")
@@ -244,6 +260,24 @@ def throughput_vs_latency(columns: Sequence[Column]) -> Any:
     ax.margins(0.15)
     ax.legend(fontsize=8, loc="best")
     return fig
+
+
+def _place_labels(ax: Any, labels: Sequence[tuple[str, float, float, str]]) -> None:
+    """Name each point next to it; a label that would land on an earlier one moves below or to the left."""
+    if not labels:
+        return
+    xs = [x for _, x, _, _ in labels]
+    ys = [y for _, _, y, _ in labels]
+    xr = (max(xs) - min(xs)) or 1.0
+    yr = (max(ys) - min(ys)) or 1.0
+    offsets = ((6, 6, "left"), (6, -14, "left"), (-6, 6, "right"), (-6, -14, "right"))
+    placed: list[tuple[float, float, int]] = []
+    for text, x, y, color in labels:
+        used = {o for px, py, o in placed if abs(px - x) / xr < 0.12 and abs(py - y) / yr < 0.08}
+        choice = next((i for i in range(len(offsets)) if i not in used), 0)
+        placed.append((x, y, choice))
+        dx, dy, ha = offsets[choice]
+        ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=9, color=color, ha=ha)
 
 
 def _bin_width(duration: float) -> float:
@@ -280,6 +314,7 @@ def timelines(columns: Sequence[Column]) -> Any:
         t = np.asarray([s.start_s for s in result.steps], dtype=float)
         axes[i, 0].step(t, [s.queue_depth for s in result.steps], where="post", color=color, linewidth=1.2)
         axes[i, 1].step(t, [s.batch_size for s in result.steps], where="post", color=color, linewidth=1.2)
+        axes[i, 1].set_ylim(bottom=0)
         times = token_times(result)
         edges = np.arange(0.0, end + width, width)
         counts, _ = np.histogram(times, bins=edges)
@@ -300,7 +335,9 @@ def timelines(columns: Sequence[Column]) -> Any:
                     fontsize=8,
                     alpha=0.7,
                 )
-        name = col.label + (f"\n(trial {result.run.trial} of {col.trials})" if col.trials > 1 else "")
+        name = col.label.replace("_", "\n", 1) + (
+            f"\n(trial {result.run.trial} of {col.trials})" if col.trials > 1 else ""
+        )
         axes[i, 0].set_ylabel(name, color=color, fontsize=9, fontweight="bold")
         for ax in axes[i]:
             ax.grid(alpha=0.3)

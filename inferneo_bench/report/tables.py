@@ -380,14 +380,14 @@ def _range_text(metric: Metric, cell: Cell) -> str:
     return f"{metric.fmt(cell.lo)}–{metric.fmt(cell.hi)}"
 
 
-def legend(comp: Comparison) -> str:
+def legend(comp: Comparison, trials_hint: str = "median, min–max below") -> str:
     parts = [
         "↑ higher is better, ↓ lower is better",
         f"{BEST_MARK} best in row",
         f"% = change against {comp.baseline_label}",
     ]
     if any(c.trials > 1 for c in comp.columns):
-        parts.append("repeated trials: median, min–max below")
+        parts.append(f"repeated trials: {trials_hint}")
     return "; ".join(parts)
 
 
@@ -461,7 +461,7 @@ def to_markdown(comp: Comparison) -> str:
                 value += f" ({delta}{marks.get(cell.verdict or '', '')})"
             cells.append(value)
         lines.append("| " + " | ".join([row.metric.title] + cells) + " |")
-    lines += ["", f"_{legend(comp)}; 🟢 better, 🔴 worse than the baseline._"]
+    lines += ["", f"_{legend(comp, 'median [min–max]')}; 🟢 better, 🔴 worse than the baseline._"]
     for note in comp.warnings + comp.notes:
         lines.append(f"- {note}")
     return "\n".join(lines) + "\n"
