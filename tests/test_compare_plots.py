@@ -186,3 +186,24 @@ def test_cli_writes_png_and_svg(cli, tmp_path):
     assert (out / "overview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "overview.svg").read_text()[:200].lstrip().startswith("<?xml")
     assert err.strip() == f"wrote 10 plot files to {out}"
+
+
+def test_degenerate_results_still_render(tmp_path):
+    """A run where nothing completed (every request rejected, no steps, no validity verdict) must not crash."""
+    empty = results.load(CPU / "adaptive.json")
+    for r in empty.requests:
+        r.status, r.first_token_s, r.finish_s, r.itl_s = "rejected", None, None, []
+    empty.steps = []
+    empty.summary = {k: None for k in empty.summary}
+    empty.run.validity = {}
+    fixed = results.load(CPU / "fixed_size.json")
+    cols = tables.build_columns([fixed, empty], [CPU / "fixed_size.json", tmp_path / "adaptive.json"])
+    comp = tables.compare([fixed, empty], [CPU / "fixed_size.json", tmp_path / "adaptive.json"])
+    assert comp.rows[-1].cells[1].text == "unknown"
+    assert "adaptive: no validity verdict recorded (adaptive.json)" in comp.notes
+    for render in (tables.to_markdown, tables.to_csv, tables.to_json):
+        assert "n/a" in render(comp) or "null" in render(comp) or ",," in render(comp)
+    figs = plots.build_all(cols)
+    assert set(figs) == {name for name, _ in plots.FIGURES}
+    cdf_lines = labelled_lines(figs["latency_cdf"].axes[0])
+    assert [line.get_label() for line in cdf_lines] == ["fixed_size (n=23)"]  # nothing to draw for the empty run

@@ -282,7 +282,10 @@ def _verdict(metric: Metric, delta: float | None) -> str | None:
 
 
 def _validity_cell(col: Column) -> Cell:
-    valid = [bool(r.run.validity.get("valid")) and r.run.status == "completed" for r in col.results]
+    """valid / INVALID (a run that did not complete counts as invalid); "unknown" when no verdict was recorded."""
+    if any("valid" not in r.run.validity for r in col.results):
+        return Cell(text="unknown")
+    valid = [bool(r.run.validity["valid"]) and r.run.status == "completed" for r in col.results]
     if len(valid) == 1:
         text = "valid" if valid[0] else "INVALID"
     else:
@@ -324,7 +327,9 @@ def compare(
     for col in columns:
         for result, path in zip(col.results, col.paths, strict=False):
             failed = result.run.validity.get("failed") or []
-            if failed or not result.run.validity.get("valid", False):
+            if "valid" not in result.run.validity:
+                notes.append(f"{col.label}: no validity verdict recorded ({path.name})")
+            elif failed or not result.run.validity["valid"]:
                 notes.append(f"{col.label}: INVALID run ({path.name}): " + "; ".join(map(str, failed or ["no reason"])))
             if result.run.status != "completed":
                 notes.append(f"{col.label}: run {result.run.status} ({path.name}); figures cover a partial run")
