@@ -101,7 +101,8 @@ def run_static(name: str, reqs: list[Req], clock: Clock) -> None:
             batch = [head] + rest[: cap - 1]
         else:
             batch = queue[:cap]
-        queue = [r for r in queue if r not in batch]
+        chosen = {id(r) for r in batch}
+        queue = [r for r in queue if id(r) not in chosen]
         events = []
         if name == "adaptive" and cap < 8:
             events = [f"cap {cap}->{cap + 1}: tokens/s beat previous cap"]
@@ -251,10 +252,14 @@ def summarize(reqs: list[Req], rejected: list[Req], steps: list[dict], samples: 
 def nvml_samples(clock: Clock, end: float, interval: float = 0.25) -> list[dict[str, Any]]:
     """Samples as the NVML sampler would record them: busy fraction of each interval as kernel-busy %."""
     samples, energy = [], 0.0
+    starts = np.asarray([a for a, _ in clock.busy])
+    ends = np.asarray([b for _, b in clock.busy])
     t = 0.0
     while t <= end + interval:
         lo, hi = t - interval, t
-        busy = sum(max(0.0, min(b, hi) - max(a, lo)) for a, b in clock.busy) / interval if t > 0 else 0.0
+        busy = (
+            float(np.clip(np.minimum(ends, hi) - np.maximum(starts, lo), 0.0, None).sum()) / interval if t > 0 else 0.0
+        )
         util = int(round(min(busy, 1.0) * 100))
         power = round(62.0 + 2.4 * util, 1)
         energy += power * interval
@@ -274,8 +279,10 @@ def nvml_samples(clock: Clock, end: float, interval: float = 0.25) -> list[dict[
     return samples
 
 
-def make(strategy: str, *, run_id: str, gpu: bool, trial: int | None, jitter_seed: int) -> dict[str, Any]:
-    reqs = workload()
+def make(
+    strategy: str, *, run_id: str, gpu: bool, trial: int | None, jitter_seed: int, num_requests: int = 24
+) -> dict[str, Any]:
+    reqs = workload(num_requests)
     rejected = [r for r in reqs if r.prompt > MAX_MODEL_LEN]
     live = [r for r in reqs if r.prompt <= MAX_MODEL_LEN]
     clock = Clock(jitter_seed)
