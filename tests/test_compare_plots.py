@@ -207,3 +207,22 @@ def test_degenerate_results_still_render(tmp_path):
     assert set(figs) == {name for name, _ in plots.FIGURES}
     cdf_lines = labelled_lines(figs["latency_cdf"].axes[0])
     assert [line.get_label() for line in cdf_lines] == ["fixed_size (n=23)"]  # nothing to draw for the empty run
+
+
+def test_long_series_are_binned_to_mean_and_band():
+    from matplotlib.figure import Figure
+
+    ax = Figure().subplots()
+    t = np.arange(1000) * 0.01  # 10 s of steps, batch size alternating 0 and 4
+    v = np.where(np.arange(1000) % 2 == 0, 0.0, 4.0)
+    edges = np.linspace(0.0, 10.0, 11)
+    assert plots._series(ax, t, v, edges, "#123456", steps=True) is True
+    (line,) = ax.get_lines()
+    assert list(line.get_xdata()) == pytest.approx(list(np.arange(0.5, 10, 1.0)))
+    assert list(line.get_ydata()) == pytest.approx([2.0] * 10)  # mean per 1 s bin
+    (band,) = ax.collections
+    ys = band.get_paths()[0].vertices[:, 1]
+    assert ys.min() == 0.0 and ys.max() == 4.0  # min-max band
+    short = Figure().subplots()
+    assert plots._series(short, t[:50], v[:50], edges, "#123456", steps=True) is False  # short: drawn raw
+    assert len(short.get_lines()[0].get_xdata()) == 50

@@ -295,9 +295,38 @@ def _samples(result: RunResult) -> list[dict[str, Any]]:
     return [s for s in tel.get("samples") or [] if s.get("gpu_util_pct") is not None]
 
 
+RAW_POINTS_MAX = 400  # above this many points a series is drawn as per-bin mean with a min-max band
+
+
+def _series(ax: Any, t: np.ndarray, v: np.ndarray, edges: np.ndarray, color: str, steps: bool) -> bool:
+    """Draw a series raw when short; when long, as the mean per time bin with a light min-max band (a raw
+    line of thousands of steps is an unreadable comb). Returns True when it binned."""
+    if t.size <= RAW_POINTS_MAX:
+        if steps:
+            ax.step(t, v, where="post", color=color, linewidth=1.2)
+        else:
+            ax.plot(t, v, color=color, linewidth=1.2)
+        return False
+    idx = np.clip(np.digitize(t, edges) - 1, 0, edges.size - 2)
+    n = edges.size - 1
+    count = np.bincount(idx, minlength=n)
+    mean = np.bincount(idx, weights=v, minlength=n) / np.maximum(count, 1)
+    lo = np.full(n, np.inf)
+    hi = np.full(n, -np.inf)
+    np.minimum.at(lo, idx, v)
+    np.maximum.at(hi, idx, v)
+    has = count > 0
+    mids = (edges[:-1] + edges[1:]) / 2
+    mean, lo, hi = (np.where(has, a, np.nan) for a in (mean, lo, hi))
+    ax.fill_between(mids, lo, hi, color=color, alpha=0.2, linewidth=0)
+    ax.plot(mids, mean, color=color, linewidth=1.4)
+    return True
+
+
 def timelines(columns: Sequence[Column]) -> Any:
     """Per strategy (rows), over the run: queue depth, batch size, output tokens/s and, where NVML telemetry
-    exists, GPU kernel-busy %. Rows share axes so strategies compare by eye. Trials: the first is shown."""
+    exists, GPU kernel-busy %. Rows share axes so strategies compare by eye. Trials: the first is shown.
+    Long runs are binned (mean per bin, min-max band) so that the shape stays readable."""
     has_gpu = any(_samples(c.results[0]) for c in columns)
     metrics = ["queue depth (requests)", "batch size (seqs/step)", "output tokens/s"]
     if has_gpu:
@@ -306,23 +335,27 @@ def timelines(columns: Sequence[Column]) -> Any:
         (max((s.start_s + s.step_ms / 1000 for s in c.results[0].steps), default=0.0) for c in columns), default=1.0
     )
     width = _bin_width(end)
+    edges = np.arange(0.0, end + width, width)
+    fine = np.linspace(0.0, edges[-1], 61)  # bins for binned step and telemetry series
+    binned: set[int] = set()
     fig = _figure(3.6 * len(metrics) + 1.0, 1.35 * len(columns) + 1.2)
     axes = np.atleast_2d(fig.subplots(len(columns), len(metrics), sharex=True, sharey="col", squeeze=False))
     for i, col in enumerate(columns):
         result = col.results[0]
         color = color_for(col.strategy)
         t = np.asarray([s.start_s for s in result.steps], dtype=float)
-        axes[i, 0].step(t, [s.queue_depth for s in result.steps], where="post", color=color, linewidth=1.2)
-        axes[i, 1].step(t, [s.batch_size for s in result.steps], where="post", color=color, linewidth=1.2)
-        axes[i, 1].set_ylim(bottom=0)
-        times = token_times(result)
-        edges = np.arange(0.0, end + width, width)
-        counts, _ = np.histogram(times, bins=edges)
+        for j, values in enumerate(([s.queue_depth for s in result.steps], [s.batch_size for s in result.steps])):
+            if _series(axes[i, j], t, np.asarray(values, dtype=float), fine, color, steps=True):
+                binned.add(j)
+        counts, _ = np.histogram(token_times(result), bins=edges)
         axes[i, 2].stairs(counts / width, edges, color=color, fill=True, alpha=0.6)
         if has_gpu:
             samples = _samples(result)
             if samples:
-                axes[i, 3].plot([s["t_s"] for s in samples], [s["gpu_util_pct"] for s in samples], color=color)
+                st = np.asarray([s["t_s"] for s in samples], dtype=float)
+                sv = np.asarray([s["gpu_util_pct"] for s in samples], dtype=float)
+                if _series(axes[i, 3], st, sv, fine, color, steps=False):
+                    binned.add(3)
                 axes[i, 3].set_ylim(0, 105)
             else:
                 axes[i, 3].text(
@@ -341,8 +374,16 @@ def timelines(columns: Sequence[Column]) -> Any:
         axes[i, 0].set_ylabel(name, color=color, fontsize=9, fontweight="bold")
         for ax in axes[i]:
             ax.grid(alpha=0.3)
+    top = max((s.batch_size for c in columns for s in c.results[0].steps), default=1)
+    axes[0, 1].set_ylim(0, top * 1.12)  # shared by the column; from 0 so sizes compare by height
+    step = float(fine[1] - fine[0])
     for j, metric in enumerate(metrics):
-        title = metric if j != 2 else f"{metric} ({width:g} s bins)"
+        if j == 2:
+            title = f"{metric} ({width:g} s bins)"
+        elif j in binned:
+            title = f"{metric}\nmean per {step:.3g} s, band min–max"
+        else:
+            title = metric
         axes[0, j].set_title(title, fontsize=10)
         axes[-1, j].set_xlabel("time since run start (s)")
     fig.suptitle("What each strategy did over the run")
