@@ -11,6 +11,7 @@ import sys
 import typer
 
 from inferneo_bench import __version__
+from inferneo_bench.commands import check as check_command
 from inferneo_bench.commands import env as env_command
 from inferneo_bench.errors import UserError
 
@@ -38,7 +39,7 @@ def _root(
     _state["debug"] = debug
 
 
-for _module in (env_command,):
+for _module in (env_command, check_command):
     _module.register(app)
 
 
