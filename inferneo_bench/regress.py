@@ -283,7 +283,8 @@ def trials_needed(log_base: np.ndarray, log_cur: np.ndarray, shift: float, setti
     """
     from scipy.stats import norm
 
-    floor_log = math.log1p(settings.noise_floor)
+    f = settings.noise_floor
+    floor_log = math.log1p(f) if shift > 0 else -math.log1p(-f)  # the floor as a log shift on the same side
     d = abs(shift) - floor_log
     if d <= 0:
         return None
@@ -337,7 +338,11 @@ def load_side(paths: Sequence[str | Path], side: str, notes: list[str]) -> dict[
     """Load every result file under `paths` and group trials into series by (context, strategy, label)."""
     explicit = {Path(p) for p in paths if Path(p).is_file()}
     series: dict[tuple, Series] = {}
+    seen: set[Path] = set()
     for path in results.find_result_files(list(paths)):
+        if path.resolve() in seen:  # a file named directly and again through its folder counts once
+            continue
+        seen.add(path.resolve())
         try:
             run = results.load(path)
         except ResultFileError as exc:
@@ -488,10 +493,15 @@ class Report:
             "interval_level": 1 - 2 * self.settings.alpha,
             "baseline": self.baseline,
             "current": self.current,
-            "comparisons": [{**asdict(c), "p_value": c.p_value} for c in self.comparisons],
+            "comparisons": [_json_safe({**asdict(c), "p_value": c.p_value}) for c in self.comparisons],
             "unpaired": self.unpaired,
             "notes": self.notes,
         }
+
+
+def _json_safe(row: dict[str, Any]) -> dict[str, Any]:
+    """JSON has no infinity: an infinite change (baseline 0) is written as the string "inf" / "-inf"."""
+    return {k: (("inf" if v > 0 else "-inf") if isinstance(v, float) and math.isinf(v) else v) for k, v in row.items()}
 
 
 def check(
@@ -507,7 +517,7 @@ def check(
     base = load_side(baseline, "baseline", notes)
     cur = load_side(current, "current", notes)
     pairs, unpaired = pair(base, cur, notes)
-    specs = list(metrics) if metrics else None
+    specs = list({spec.name: spec for spec in metrics}.values()) if metrics else None  # a repeated name: last wins
     comparisons = []
     for b, c in pairs:
         for spec in specs or _defaults_for(b, c):

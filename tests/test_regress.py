@@ -99,7 +99,7 @@ def test_trials_needed_from_pooled_spread():
     cur = np.log(92 * (1 + 0.03 * rng.standard_normal(3)))
     s = Settings()
     sigma = math.sqrt((np.var(base, ddof=1) + np.var(cur, ddof=1)) / 2)
-    d = 0.08 - math.log1p(0.01)
+    d = 0.08 + math.log1p(-0.01)  # a drop: the floor is ln(1 - 1%) on the same side
     expected = math.ceil(2 * ((st.norm.ppf(0.99) + st.norm.ppf(0.9)) * sigma / d) ** 2 / (3 / math.pi))
     assert regress.trials_needed(base, cur, -0.08, s) == max(expected, 5)
     assert regress.trials_needed(base, cur, -0.005, s) is None  # inside the noise floor: no count helps
@@ -310,3 +310,14 @@ def test_non_result_json_in_a_folder_is_skipped(tmp_path):
     (tmp_path / "base" / "notes.json").write_text(json.dumps({"hello": 1}))
     report = regress.check([tmp_path / "base"], [tmp_path / "base"])
     assert report.exit_code == 0 and any("skipped" in n and "notes.json" in n for n in report.notes)
+
+
+def test_infinite_change_is_valid_json_and_duplicates_count_once(tmp_path):
+    write_single(tmp_path / "base", "adaptive", {"preemptions": 0})
+    cur = write_single(tmp_path / "cur", "adaptive", {"preemptions": 3})
+    specs = [regress.parse_metric("preemptions:10%"), regress.parse_metric("preemptions")]
+    report = regress.check([tmp_path / "base"], [tmp_path / "cur", cur], specs)
+    (row,) = report.comparisons
+    assert row.threshold == 0.05 and row.n_current == 1  # the last spec wins; the file is loaded once
+    data = json.loads(json.dumps(report.to_dict(), allow_nan=False))
+    assert data["comparisons"][0]["change"] == "inf"

@@ -35,13 +35,13 @@ def check(
     if markdown is not None:
         _write(markdown, to_markdown(report))
     if json_out is not None:
-        _write(json_out, json.dumps(report.to_dict(), indent=1, allow_nan=False, default=_finite) + "\n")
+        _write(json_out, json.dumps(report.to_dict(), indent=1, allow_nan=False, default=_no_default) + "\n")
     if report.exit_code:
         # SystemExit, not typer.Exit: click swallows Exit's code when the app runs with standalone_mode=False
         raise SystemExit(report.exit_code)
 
 
-def _finite(value: object) -> object:
+def _no_default(value: object) -> object:
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
