@@ -310,10 +310,6 @@ class Series:
     runs: list[results.RunResult] = field(default_factory=list)
 
     @property
-    def key(self) -> tuple[str, str | None]:
-        return (self.strategy, self.label)
-
-    @property
     def name(self) -> str:
         return f"{self.strategy} [{self.label}]" if self.label else self.strategy
 
@@ -346,7 +342,8 @@ def load_side(paths: Sequence[str | Path], side: str, notes: list[str]) -> dict[
         try:
             run = results.load(path)
         except ResultFileError as exc:
-            if path not in explicit and "missing key 'schema_version'" in str(exc):
+            not_ours = "missing key 'schema_version'" in str(exc) or "top level is not a JSON object" in str(exc)
+            if path not in explicit and not_ours:
                 notes.append(f"{side}: skipped {path} (not a result file)")
                 continue
             raise
@@ -391,20 +388,17 @@ def pair(
             f"incompatible results ({files[0]}): {diffs}; compare runs of the same workload, model, engine and "
             "device type (refresh the baseline if the change is intended)"
         )
-    pairs, unpaired = [], []
-    for key, b in base.items():
-        c = cur.get(key)
-        if c is None:
-            unpaired.append({"strategy": b.strategy, "label": b.label, "side": "baseline", "files": len(b.files)})
-        else:
-            pairs.append((b, c))
-    for key, c in cur.items():
-        if key not in base:
-            unpaired.append({"strategy": c.strategy, "label": c.label, "side": "current", "files": len(c.files)})
-    for entry in unpaired:
-        who = f"{entry['strategy']} [{entry['label']}]" if entry["label"] else entry["strategy"]
-        other = "current" if entry["side"] == "baseline" else "baseline"
-        notes.append(f"{who}: only in the {entry['side']} results (no {other} to compare); not checked")
+    unpaired: list[dict[str, Any]] = []
+    one_sided = [(k, b, "baseline") for k, b in base.items() if k not in cur]
+    one_sided += [(k, c, "current") for k, c in cur.items() if k not in base]
+    pairs = [(b, cur[k]) for k, b in base.items() if k in cur]
+    for key, s, side in one_sided:
+        unpaired.append({"strategy": s.strategy, "label": s.label, "side": side, "files": len(s.files),
+                         "context": dict(s.context)})  # fmt: skip
+        other = "current" if side == "baseline" else "baseline"
+        # a whole context missing on the other side (e.g. the baseline also holds a torch run): say which
+        where = f" ({_describe(key[0])})" if key[0] not in (cur_ctx if side == "baseline" else base_ctx) else ""
+        notes.append(f"{s.name}{where}: only in the {side} results (no {other} to compare); not checked")
     if not pairs:
         raise UserError("no strategy is present in both the baseline and the current results; nothing to check")
     for b, c in pairs:

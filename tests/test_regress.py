@@ -271,9 +271,10 @@ def test_one_sided_strategies_are_reported(tmp_path):
     write_trials(tmp_path / "cur", "continuous", trials(1000)[:5])
     report = regress.check([tmp_path / "base"], [tmp_path / "cur"])
     assert {c.strategy for c in report.comparisons} == {"adaptive"}
+    ctx = {"workload": "wl-hash", "model": "tiny", "engine": "torch", "device type": "cuda"}
     assert report.unpaired == [
-        {"strategy": "coalescing", "label": None, "side": "baseline", "files": 5},
-        {"strategy": "continuous", "label": None, "side": "current", "files": 5},
+        {"strategy": "coalescing", "label": None, "side": "baseline", "files": 5, "context": ctx},
+        {"strategy": "continuous", "label": None, "side": "current", "files": 5, "context": ctx},
     ]
     assert "coalescing: only in the baseline results (no current to compare); not checked" in report.notes
     assert "continuous: only in the current results (no baseline to compare); not checked" in report.notes
@@ -321,3 +322,16 @@ def test_infinite_change_is_valid_json_and_duplicates_count_once(tmp_path):
     assert row.threshold == 0.05 and row.n_current == 1  # the last spec wins; the file is loaded once
     data = json.loads(json.dumps(report.to_dict(), allow_nan=False))
     assert data["comparisons"][0]["change"] == "inf"
+
+
+def test_baseline_with_two_engines_checks_the_matching_one(tmp_path):
+    """results/baseline may hold a sim run and a torch run; a current torch run is checked against the torch one."""
+    write_single(tmp_path / "base" / "sim", "adaptive", summary(1000.0))
+    write_trials(tmp_path / "base" / "torch", "adaptive", trials(1000)[:5])
+    write_trials(tmp_path / "cur", "adaptive", trials(1000, noise=NOISE2)[:5])
+    report = regress.check([tmp_path / "base"], [tmp_path / "cur"])
+    assert {(c.n_baseline, c.verdict) for c in report.comparisons} == {(5, OK)}
+    assert report.notes == [
+        "adaptive (workload 'wl-hash', model 'tiny', engine 'sim', device type 'cuda'): only in the baseline "
+        "results (no current to compare); not checked"
+    ]
