@@ -636,7 +636,9 @@ def _statistical(row: Comparison, bvals: list[float], cvals: list[float], settin
         why = []
         if row.p_worse >= alpha:
             why.append(f"p={row.p_worse:.2g} >= {alpha:g}")
-        if not ends[1] < -f:
+        if row.ci_low is None:
+            why.append(f"{len(bvals)} vs {len(cvals)} trials cannot bound the change at {level}")
+        elif not ends[1] < -f:
             why.append(f"the interval reaches inside the {f * 100:g}% noise floor")
         row.trials_needed = trials_needed(lb, lc, shift, settings)
         need = f"; the observed spread calls for about {row.trials_needed} trials per side" if row.trials_needed else ""
@@ -659,9 +661,9 @@ def _pct(change: float | None) -> str:
 def _interval(row: Comparison) -> str:
     if row.method == "exact" or row.method == "":
         return "-"
-    lo = f"{row.ci_low * 100:+.1f}" if row.ci_low is not None else "-inf"
-    hi = f"{row.ci_high * 100:+.1f}" if row.ci_high is not None else "+inf"
-    return f"{lo} .. {hi}%"
+    if row.ci_low is None or row.ci_high is None:  # too few trials for the level: no finite interval
+        return "unbounded"
+    return f"{row.ci_low * 100:+.1f} .. {row.ci_high * 100:+.1f}%"
 
 
 def format_row(c: Comparison, default_threshold: float | None = None) -> dict[str, str]:

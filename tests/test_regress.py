@@ -182,6 +182,7 @@ def test_too_few_trials_is_inconclusive(tmp_path):
     assert row.p_worse == pytest.approx(0.05)  # the smallest p 3 vs 3 allows
     assert row.trials_needed == 5  # spread is small; the exact test's minimum decides
     assert "calls for about 5 trials per side" in row.reason
+    assert "3 vs 3 trials cannot bound the change at 98%" in row.reason
     assert report.exit_code == 3
 
 

@@ -72,7 +72,7 @@ def test_inconclusive_exits_three(cli, tmp_path):
     write_trials(tmp_path / "cur", "adaptive", trials(900, NOISE2[:3]))
     code, out, _ = run_check(cli, tmp_path / "base", tmp_path / "cur", "--metric", "output_throughput")
     assert code == 3
-    assert "INCONCLUSIVE" in out and "trials per side" in out
+    assert "INCONCLUSIVE" in out and "trials per side" in out and "unbounded" in out
 
 
 def test_single_trial_exact_and_metric_threshold(cli, tmp_path):
