@@ -58,6 +58,9 @@ def main() -> None:
     print("-- the same rules on a noisy runner: 10% CV, 5 trials per side, no true change (20,000 repetitions)")
     for name, value in rule_variants(0.0, 20_000, 1, cv=0.10, trials=5).items():
         print(f"true drop  0.0%  {name:38s} {value * 100:5.1f}%")
+    for cv, n in ((0.10, 5), (0.10, 10), (0.05, 5), (0.03, 5)):
+        print(f"shipped verdicts, no true change, {cv * 100:.0f}% CV, {n:2d} trials/side: "
+              f"{fmt(rates(0.0, reps=20_000, seed=1, cv=cv, trials=n))}")  # fmt: skip
     print("-- REGRESSION rate for a true 8% drop against trials per side (3% CV, 5,000 repetitions)")
     for n in (3, 4, 5, 7, 10, 15, 20):
         r = rates(0.08, reps=5_000, seed=n, trials=n)
