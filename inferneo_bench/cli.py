@@ -10,7 +10,6 @@ import importlib
 import pkgutil
 import sys
 
-import click
 import typer
 
 from inferneo_bench import __version__, commands
@@ -59,22 +58,11 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point with the central error policy."""
     _state["debug"] = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        code = app(args=argv, standalone_mode=False)  # returns typer.Exit's code instead of raising it
+        # standalone: click itself shows usage errors (exit 2) and turns Exit into SystemExit with its code
+        app(args=argv, standalone_mode=True)
     except UserError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except (typer.Exit, SystemExit) as exc:
-        code = exc.exit_code if isinstance(exc, typer.Exit) else exc.code
-        sys.exit(code)
-    except click.ClickException as exc:  # bad usage: unknown option, missing argument, bad choice
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        typer.echo("aborted", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - the one place that decides how bugs are shown
         if _state["debug"]:
             raise
@@ -82,5 +70,3 @@ def main(argv: list[str] | None = None) -> None:
             f"error: internal error: {type(exc).__name__}: {exc} (re-run with --debug for the traceback)", err=True
         )
         sys.exit(1)
-    if isinstance(code, int) and code != 0:
-        sys.exit(code)
