@@ -91,7 +91,7 @@ def load_workload(name_or_path: str | Path, **overrides: Any) -> Workload:
     path = resolve(name_or_path)
     if path.suffix.lower() in (".yaml", ".yml"):
         return _build(_read_spec(path), path, opts, path_is_trace=False)
-    return _build({"name": path.stem, "trace": {"path": str(path.resolve())}}, path, opts, path_is_trace=True)
+    return _build({"trace": {"path": str(path.resolve())}}, path, opts, path_is_trace=True)
 
 
 def _read_spec(path: Path) -> dict[str, Any]:

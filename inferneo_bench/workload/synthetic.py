@@ -25,6 +25,12 @@ from inferneo_bench.workload.spec import MAX_PRIORITY, MIN_PRIORITY, RequestSpec
 from inferneo_bench.workload.traces import TraceData
 
 ARRIVAL_PROCESSES = ("poisson", "gamma", "constant", "offline", "onoff")
+_ARRIVAL_KEYS = {
+    "poisson": {"process", "rate"},
+    "gamma": {"process", "rate", "burstiness"},
+    "constant": {"process", "rate"},
+    "onoff": {"process", "rate", "on_s", "off_s"},
+}
 LENGTH_DISTS = ("fixed", "uniform", "normal", "lognormal", "empirical")
 
 
@@ -58,19 +64,16 @@ def arrivals(spec: Mapping[str, Any], n: int, rng: np.random.Generator) -> np.nd
         return np.zeros(n)
     if process not in ARRIVAL_PROCESSES:
         raise UserError(f"unknown arrival process {process!r}; supported: {', '.join(ARRIVAL_PROCESSES)}")
+    _check_keys(spec, _ARRIVAL_KEYS[process], what)
     rate = _num(spec, "rate", what)
     if process == "poisson":
-        _check_keys(spec, {"process", "rate"}, what)
         gaps = rng.exponential(1.0 / rate, size=max(n - 1, 0))
     elif process == "gamma":
-        _check_keys(spec, {"process", "rate", "burstiness"}, what)
         burstiness = _num(spec, "burstiness", what, default=1.0)
         gaps = rng.gamma(shape=burstiness, scale=1.0 / (rate * burstiness), size=max(n - 1, 0))
     elif process == "constant":
-        _check_keys(spec, {"process", "rate"}, what)
         gaps = np.full(max(n - 1, 0), 1.0 / rate)
     else:  # onoff
-        _check_keys(spec, {"process", "rate", "on_s", "off_s"}, what)
         on_s = _num(spec, "on_s", what)
         off_s = _num(spec, "off_s", what, positive=False)
         busy = np.concatenate(([0.0], np.cumsum(rng.exponential(1.0 / rate, size=max(n - 1, 0)))))
@@ -119,7 +122,7 @@ def lengths(
             mu = float(np.log(mean) - sigma**2 / 2)
         values = rng.lognormal(mu, sigma, size=n)
     elif dist == "empirical":
-        _check_keys(spec, {"dist", "path", "column", "values", "format"} | bounds, where)
+        _check_keys(spec, {"dist", "path", "column", "values"} | bounds, where)
         if "values" in spec:
             pool = np.asarray(spec["values"], dtype=np.float64)
             if pool.size == 0:
