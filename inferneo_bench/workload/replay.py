@@ -100,7 +100,8 @@ def _take(data: TraceData, index: np.ndarray) -> TraceData:
         max_tokens=None if data.max_tokens is None else data.max_tokens[index],
         priority=None if data.priority is None else data.priority[index],
         prefix_block_ids=None if data.prefix_block_ids is None else [data.prefix_block_ids[i] for i in idx],
-        request_ids=None if data.request_ids is None else [data.request_ids[i] for i in idx],
+        # ids keep the position in the full workload, so a window's r57 is the trace's r57
+        request_ids=[f"r{i}" for i in idx] if data.request_ids is None else [data.request_ids[i] for i in idx],
     )
 
 

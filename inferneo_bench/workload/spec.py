@@ -99,10 +99,11 @@ class Workload:
             "priority": np.fromiter((r.priority for r in reqs), dtype=np.int64, count=len(reqs)),
         }
 
-    def info(self) -> dict[str, Any]:
-        """The result file's `workload` key."""
+    def info(self, context: Any = None) -> dict[str, Any]:
+        """The result file's `workload` key. `context`: the runner's `ContextPolicyResult`, recorded under
+        "context" (policy, max_model_len, rejected/truncated/scaled counts)."""
         rate = self.mean_rate
-        return {
+        info = {
             "name": self.name,
             "description": self.description,
             "source": self.source,
@@ -116,22 +117,26 @@ class Workload:
             "replay": dict(self.replay),
             "context_policy": self.context_policy,
         }
+        if context is not None:
+            info["context"] = context.info()
+        return info
 
 
 def content_hash(requests: list[RequestSpec]) -> str:
-    """Stable sha256 of the requests: one tab-separated line per request, arrival in integer nanoseconds."""
-    digest = hashlib.sha256(b"inferneo-workload-v1\n")
-    chunk: list[str] = []
-    for r in requests:
-        prefix = "" if r.prefix_block_ids is None else ",".join(map(str, r.prefix_block_ids))
-        chunk.append(
-            f"{r.request_id}\t{round(r.arrival_s * 1e9)}\t{r.prompt_tokens}\t{r.output_tokens}\t"
-            f"{r.max_tokens}\t{r.priority}\t{prefix}\n"
-        )
-        if len(chunk) >= 65536:
-            digest.update("".join(chunk).encode())
-            chunk.clear()
-    digest.update("".join(chunk).encode())
+    """Stable sha256 of the requests, in order: the ids, then each numeric column as little-endian int64
+    (arrival in integer nanoseconds, so float formatting noise does not matter), then the prefix block ids.
+    Vectorised: well under a second for a million requests."""
+    n = len(requests)
+    digest = hashlib.sha256(f"inferneo-workload-v1 n={n}\n".encode())
+    digest.update("\n".join([r.request_id for r in requests]).encode())
+    arrival = np.fromiter((r.arrival_s for r in requests), dtype=np.float64, count=n)
+    digest.update(np.rint(arrival * 1e9).astype("<i8").tobytes())
+    for name in ("prompt_tokens", "output_tokens", "max_tokens", "priority"):
+        column = np.fromiter((getattr(r, name) for r in requests), dtype=np.int64, count=n)
+        digest.update(column.astype("<i8").tobytes())
+    if any(r.prefix_block_ids is not None for r in requests):
+        prefixes = ("-" if r.prefix_block_ids is None else ",".join(map(str, r.prefix_block_ids)) for r in requests)
+        digest.update(("\n".join(prefixes)).encode())
     return "sha256:" + digest.hexdigest()
 
 
