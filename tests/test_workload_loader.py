@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from inferneo_bench.errors import UserError
-from inferneo_bench.workload import RequestSpec, apply_context_policy, available, load_workload
+from inferneo_bench.workload import RequestSpec, Workload, apply_context_policy, available, load_workload
 from inferneo_bench.workload.jsonl import write_jsonl
 
 SHIPPED = {
@@ -240,3 +242,35 @@ def test_cli_bad_input_is_one_line_exit_2(cli, tmp_path) -> None:
     assert code == 2 and "unknown trace format 'csv'; supported: azure" in err
     code, _, err = cli("workloads", "show", "no-such-workload")
     assert code == 2 and "unknown workload" in err
+
+
+# ---- property: any workload survives the JSONL round trip ----------------------------------------------
+
+_request = st.builds(
+    lambda arrival, prompt, output, extra, priority, prefix: (
+        arrival,
+        prompt,
+        output,
+        output + extra,
+        priority,
+        prefix,
+    ),
+    st.floats(0, 1e6, allow_nan=False),
+    st.integers(1, 10**6),
+    st.integers(1, 10**5),
+    st.integers(0, 1000),
+    st.integers(1, 10),
+    st.none() | st.lists(st.integers(0, 2**40), max_size=5).map(tuple),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(_request, min_size=1, max_size=20))
+def test_jsonl_round_trip_property(tmp_path, rows) -> None:
+    rows = sorted(rows, key=lambda r: r[0])
+    reqs = [RequestSpec(f"q{i}", *row) for i, row in enumerate(rows)]
+    w = Workload(name="p", requests=reqs, format="jsonl")
+    path = tmp_path / "p.jsonl"
+    write_jsonl(w, path)
+    back = load_workload(path)
+    assert back.requests == reqs and back.content_hash == w.content_hash
