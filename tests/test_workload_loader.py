@@ -50,6 +50,7 @@ def test_info_has_the_result_file_keys() -> None:
         assert key in info
     assert info["replay"]["duration_s"] == 60.0 and info["content_hash"].startswith("sha256:")
     assert info["duration_s"] < 60.0 and info["context_policy"] == "reject"
+    assert info["path"] == "workloads/azure-conv.yaml"  # machine-independent for shipped specs
     json.dumps(info)  # serialisable as is
 
 

@@ -164,9 +164,9 @@ def test_burstgpt_drops_failed_requests_and_counts_them(tmp_path) -> None:
 
 
 def test_burstgpt_model_filter(tmp_path) -> None:
-    data = read_trace(write(tmp_path, "b.csv", BURST_V1), model="gpt-4")
+    data = read_trace(write(tmp_path, "b.csv", BURST_V1), model_filter="gpt-4")
     assert data.prompt_tokens.tolist() == [417] and data.stats["filtered_model"] == 3  # filter first
-    w = load_workload(tmp_path / "b.csv", model="ChatGPT")
+    w = load_workload(tmp_path / "b.csv", model_filter="ChatGPT")
     assert [r.prompt_tokens for r in w.requests] == [472, 100]
     assert w.stats["dropped_failed"] == 1 and w.stats["filtered_model"] == 1
 
@@ -180,7 +180,7 @@ def test_burstgpt_later_release_columns_by_name(tmp_path) -> None:
 
 def test_model_filter_only_for_burstgpt() -> None:
     with pytest.raises(UserError, match="BurstGPT traces only"):
-        read_trace(AZURE_CONV, model="ChatGPT")
+        read_trace(AZURE_CONV, model_filter="ChatGPT")
 
 
 # ---- Mooncake, length-only, Splitwise, JSONL -----------------------------------------------------------

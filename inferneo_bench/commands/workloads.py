@@ -33,7 +33,7 @@ def _load(
         target,
         format=fmt,
         skip_bad_rows=skip_bad_rows or None,
-        model=model,
+        model_filter=model,
         num_requests=num_requests,
         duration_s=duration,
         rate=rate,

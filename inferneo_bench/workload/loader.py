@@ -29,7 +29,7 @@ from inferneo_bench.workload.traces import TraceData, read_trace
 
 WORKLOADS_ENV = "INFERNEO_BENCH_WORKLOADS"
 SPEC_KEYS = {"name", "description", "source", "seed", "synthetic", "trace", "replay"}
-TRACE_KEYS = {"path", "format", "model", "skip_bad_rows", "on_unsorted", "arrival", "priority"}
+TRACE_KEYS = {"path", "format", "model_filter", "skip_bad_rows", "on_unsorted", "arrival", "priority"}
 REPLAY_KEYS = {"start_s", "duration_s", "max_requests", "time_scale", "target_rate", "length_scale", "context_policy"}
 OVERRIDES = (
     "num_requests",  # synthetic: how many to generate; trace: the first N (max_requests)
@@ -42,7 +42,7 @@ OVERRIDES = (
     "seed",
     "format",
     "skip_bad_rows",
-    "model",  # BurstGPT Model filter
+    "model_filter",  # BurstGPT: keep rows of this Model only (not the LLM the run uses)
     "on_unsorted",
     "context_policy",
 )
@@ -160,12 +160,20 @@ def _build(spec: dict[str, Any], path: Path, opts: dict[str, Any], path_is_trace
         description=str(spec.get("description") or meta.get("description") or ""),
         source=str(spec.get("source") or meta.get("source") or (f"trace file {path.name}" if path_is_trace else "")),
         format=fmt,
-        path=str(path),
+        path=_display_path(path),
         stats=stats,
         replay=replay_info,
         context_policy=policy,
         prefix_block_size=data.prefix_block_size,
     )
+
+
+def _display_path(path: Path) -> str:
+    """Shipped files as `workloads/<file>` (the same on every machine, for result files); others as given."""
+    try:
+        return "workloads/" + path.resolve().relative_to(workloads_dir().resolve()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _synthetic(
@@ -226,7 +234,7 @@ def _trace(
         file,
         opts.get("format", block.get("format")),
         skip_bad_rows=bool(opts.get("skip_bad_rows", block.get("skip_bad_rows", False))),
-        model=opts.get("model", block.get("model")),
+        model_filter=opts.get("model_filter", block.get("model_filter")),
         on_unsorted=opts.get("on_unsorted", block.get("on_unsorted", "sort")),
     )
     if "num_requests" in opts:

@@ -100,8 +100,8 @@ def _read_lines(path: Path) -> list[str]:
     except UnicodeDecodeError as exc:
         raise UserError(f"{path}: not UTF-8 text (byte {exc.start}); is this a trace file?") from None
     lines = text.split("\n")
-    if any(line.endswith("\r") for line in lines[:2]):
-        lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+    if any(line.endswith("\r") for line in lines):
+        lines = [line.rstrip("\r") for line in lines]
     return lines
 
 
@@ -308,14 +308,16 @@ def _read_azure(path: Path, lines: list[str], rows: _Rows, **_: Any) -> dict[str
     return {"arrival_s": arrival, "prompt_tokens": prompt, "output_tokens": output}
 
 
-def _read_burstgpt(path: Path, lines: list[str], rows: _Rows, model: str | None = None, **_: Any) -> dict[str, Any]:
+def _read_burstgpt(
+    path: Path, lines: list[str], rows: _Rows, model_filter: str | None = None, **_: Any
+) -> dict[str, Any]:
     index, header, it = _csv(path, lines)
     names = ("Timestamp", "Request tokens", "Response tokens")
     ci = _columns(path, index, header, "burstgpt", *names)
     mi = index.get("model")
-    if model is not None and mi is None:
+    if model_filter is not None and mi is None:
         raise UserError(f"{where(path, 1)}: a Model filter was given but the header has no Model column")
-    wanted = None if model is None else model.strip().lower()
+    wanted = None if model_filter is None else model_filter.strip().lower()
     ts: list[float] = []
     prompt: list[int] = []
     output: list[int] = []
@@ -533,21 +535,21 @@ def read_trace(
     format: str | None = None,
     *,
     skip_bad_rows: bool = False,
-    model: str | None = None,
+    model_filter: str | None = None,
     on_unsorted: str = "sort",
 ) -> TraceData:
-    """Read a trace file into columns. `format` None = detect; `model` filters BurstGPT rows by Model."""
+    """Read a trace file into columns. `format` None = detect; `model_filter` keeps BurstGPT rows of one Model."""
     path = Path(path)
     lines = _read_lines(path)
     fmt = normalize_format(format) if format else detect_format(path, lines)
-    if model is not None and fmt != "burstgpt":
+    if model_filter is not None and fmt != "burstgpt":
         raise UserError(f"{path}: a model filter applies to BurstGPT traces only (this is {fmt})")
     if on_unsorted not in ("sort", "error"):
         raise UserError(f"on_unsorted must be 'sort' or 'error', got {on_unsorted!r}")
     if not any(line.strip() for line in lines):
         raise UserError(f"{path}: empty file; no requests to load")
     rows = _Rows(path, fmt, skip_bad_rows)
-    cols = _READERS[fmt](path, lines, rows, model=model)
+    cols = _READERS[fmt](path, lines, rows, model_filter=model_filter)
     n = len(cols["prompt_tokens"])
     if n == 0:
         detail = ", ".join(f"{k} {v}" for k, v in rows.stats.items() if v)
