@@ -2,7 +2,8 @@
 
 Everything is vectorised numpy on one `np.random.Generator(PCG64(seed))`, drawn in a fixed order
 (arrivals, prompt lengths, output lengths, max_tokens, priorities), so the same spec and seed give the
-same requests on every machine numpy supports.
+same requests on every machine (for a given numpy version: numpy may change a distribution's stream between
+releases; the content hash would then show it).
 
 Arrival processes (the first request arrives at t = 0, then n - 1 gaps):
 - `poisson` (rate): exponential gaps with mean 1/rate.
