@@ -43,7 +43,9 @@ def run(
     ),
     max_model_len: int | None = typer.Option(None, "--max-model-len", help="Model context length override."),
     warmup: int = typer.Option(0, "--warmup", help="First N requests run but are excluded from metrics."),
-    seed: int = typer.Option(0, "--seed", help="Seed for synthetic workloads and model weights."),
+    seed: int | None = typer.Option(
+        None, "--seed", help="Seed for synthetic workloads (default: the spec's) and weights."
+    ),
     slo: str | None = typer.Option(None, "--slo", help="Goodput SLOs, e.g. ttft_ms=500,tpot_ms=50,e2el_ms=5000."),
     repeat: int = typer.Option(1, "--repeat", min=1, help="Trials per strategy (each its own result file)."),
     sets: list[str] = typer.Option([], "--set", help="SchedulerConfig FIELD=VALUE (repeatable)."),

@@ -66,7 +66,7 @@ class RunOptions:
     context_policy: str = "reject"
     max_model_len: int | None = None
     warmup: int = 0
-    seed: int = 0
+    seed: int | None = None  # None: the workload spec's own seed; the model's weights use 0
     slo: dict[str, float] | None = None
     repeat: int = 1
     config: dict[str, str] = field(default_factory=dict)  # --set FIELD=VALUE
@@ -192,6 +192,7 @@ def run_trial(
     trial: int | None,
     run_id: str,
     workload: Any,
+    context: Any,
     engine: Any,
     environment: dict[str, Any],
     on_progress: Callable[[Progress], None] | None = None,
@@ -232,7 +233,7 @@ def run_trial(
         started_at=started_at,
         finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         command=options.command,
-        seed=options.seed,
+        seed=options.seed if options.seed is not None else int(workload.replay.get("seed") or 0),
         engine=options.engine,
         status=status,
         validity=judge(summary, status, options.validity),
@@ -244,7 +245,7 @@ def run_trial(
         run=run,
         environment=environment,
         model=engine.model_info(),
-        workload=workload.info(),
+        workload=workload.info(context),
         strategy=strategy_info,
         summary=summary,
         requests=outcome.requests,
@@ -299,19 +300,30 @@ def build_engine(options: RunOptions, max_num_seqs: int | None, kv_cache_tokens:
     raise UserError(f"--engine {options.engine!r}: choose torch or sim")
 
 
-def load_session_workload(options: RunOptions, max_model_len: int) -> Any:
-    from inferneo_bench.workload import load_workload
+def load_session_workload(options: RunOptions, max_model_len: int) -> tuple[Any, Any]:
+    """The workload with the replay controls applied, and the context policy's outcome. Under `reject` the
+    replay loop itself rejects over-long requests at their arrival (they count in the result)."""
+    from inferneo_bench.workload import apply_context_policy, load_workload
 
-    return load_workload(
+    workload = load_workload(
         options.workload,
         num_requests=options.num_requests,
-        duration=options.duration,
+        duration_s=options.duration,
         rate=options.rate,
         time_scale=options.time_scale,
         seed=options.seed,
-        context_policy=options.context_policy,
-        max_model_len=max_model_len,
     )
+    context = apply_context_policy(workload.requests, max_model_len, options.context_policy)
+    if options.context_policy != "reject":
+        fitted = {r.request_id: r for r in context.kept}
+        workload.requests = [fitted.get(r.request_id, r) for r in workload.requests]
+    if len(context.rejected) == len(workload.requests):
+        raise UserError(
+            f"workload {options.workload!r}: all {len(workload.requests)} requests exceed the model context of "
+            f"{max_model_len} tokens (first: {context.rejected[0][1]}); use --context-policy truncate|scale, "
+            "a model with a longer context, or --max-model-len"
+        )
+    return workload, context
 
 
 def run_session(options: RunOptions, console: Any = None) -> tuple[list[TrialOutcome], bool]:
@@ -323,7 +335,7 @@ def run_session(options: RunOptions, console: Any = None) -> tuple[list[TrialOut
     base = scheduler_config(options.config, {})
     engine = build_engine(options, base.max_num_seqs, base.kv_cache_tokens)
     try:
-        workload = load_session_workload(options, engine.max_model_len)
+        workload, context = load_session_workload(options, engine.max_model_len)
         environment = capture()
         run_id = options.run_id or new_run_id()
         outcomes: list[TrialOutcome] = []
