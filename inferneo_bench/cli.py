@@ -6,13 +6,13 @@ internal error, or the full traceback with `--debug`.
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import sys
 
 import typer
 
-from inferneo_bench import __version__
-from inferneo_bench.commands import compare as compare_command
-from inferneo_bench.commands import env as env_command
+from inferneo_bench import __version__, commands
 from inferneo_bench.errors import UserError
 
 app = typer.Typer(
@@ -39,27 +39,30 @@ def _root(
     _state["debug"] = debug
 
 
-for _module in (env_command, compare_command):
-    _module.register(app)
+# Commands register themselves: every module of inferneo_bench.commands exposes register(app). They are listed
+# in this order in --help (the main job first); a new module needs no edit here.
+COMMAND_ORDER = ("run", "demo", "compare", "check", "workloads", "profile", "env")
+
+
+def _register_commands() -> None:
+    names = [m.name for m in pkgutil.iter_modules(commands.__path__)]
+    rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
+    for name in sorted(names, key=lambda n: (rank.get(n, len(rank)), n)):
+        importlib.import_module(f"inferneo_bench.commands.{name}").register(app)
+
+
+_register_commands()
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point with the central error policy."""
     _state["debug"] = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        app(args=argv, standalone_mode=False)
+        # standalone: click itself shows usage errors (exit 2) and turns Exit into SystemExit with its code
+        app(args=argv, standalone_mode=True)
     except UserError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except (typer.Exit, SystemExit) as exc:
-        code = exc.exit_code if isinstance(exc, typer.Exit) else exc.code
-        sys.exit(code)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - the one place that decides how bugs are shown
         if _state["debug"]:
             raise

@@ -49,7 +49,8 @@ class RequestRecord:
     priority: int
     status: str  # one of REQUEST_STATUSES
     reason: str | None = None  # why rejected / cancelled / failed
-    enqueued_s: float | None = None  # actual enqueue time (arrival lag = enqueued - arrival)
+    enqueued_s: float | None = None  # when the harness handed it to the scheduler
+    arrival_lag_s: float | None = None  # enqueue lateness not explained by a step in progress (see runner)
     scheduled_s: float | None = None  # first time the scheduler put it in a step
     first_token_s: float | None = None
     finish_s: float | None = None
@@ -69,6 +70,7 @@ class StepRecord:
     step_ms: float
     scheduler_us: float  # time the scheduler core took to plan this step
     queue_depth: int  # requests waiting when the step was planned
+    idle_slots: int = 0  # finished members of a static batch still occupying (and computing in) their slot
     events: list[str] = field(default_factory=list)
 
 

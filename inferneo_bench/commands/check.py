@@ -1,0 +1,145 @@
+"""`inferneo-bench check`: the CI regression gate (exit 0 ok/improvement, 1 regression, 3 inconclusive, 2 bad input)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+_VERDICT_STYLE = {"REGRESSION": "bold red", "INCONCLUSIVE": "yellow", "IMPROVEMENT": "green", "OK": "green"}
+
+
+def check(
+    baseline: list[Path] = typer.Option(..., "--baseline", help="Baseline run folder or result file (repeatable)."),
+    current: list[Path] = typer.Option(..., "--current", help="Current run folder or result file (repeatable)."),
+    metric: list[str] = typer.Option(
+        [],
+        "--metric",
+        help="NAME[:higher|lower][:THRESHOLD%] (repeatable; replaces the defaults output_throughput, "
+        "p99_ttft_ms, p99_tpot_ms and request_goodput when SLOs were set).",
+    ),
+    threshold: float = typer.Option(5.0, "--threshold", help="Smallest change (%) that fails the gate."),
+    noise_floor: float = typer.Option(1.0, "--noise-floor", help="The interval must clear this change (%)."),
+    alpha: float = typer.Option(0.01, "--alpha", help="One-sided Mann-Whitney U test level."),
+    markdown: Path | None = typer.Option(None, "--markdown", help="Write a markdown summary (for CI job summaries)."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the verdicts as JSON."),
+) -> None:
+    """Gate CI on performance: compare current trials with the baseline per strategy and metric."""
+    from inferneo_bench import regress
+
+    specs = [regress.parse_metric(m) for m in metric]
+    settings = regress.Settings(threshold=threshold / 100, noise_floor=noise_floor / 100, alpha=alpha)
+    report = regress.check(baseline, current, specs or None, settings)
+    _print(report)
+    if markdown is not None:
+        _write(markdown, to_markdown(report))
+    if json_out is not None:
+        _write(json_out, json.dumps(report.to_dict(), indent=1, allow_nan=False, default=_no_default) + "\n")
+    if report.exit_code:
+        # SystemExit, not typer.Exit: click swallows Exit's code when the app runs with standalone_mode=False
+        raise SystemExit(report.exit_code)
+
+
+def _no_default(value: object) -> object:
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def _write(path: Path, text: str) -> None:
+    from inferneo_bench.errors import UserError
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write ({exc.strerror}); choose a writable path") from None
+
+
+def _groups(report):  # (name, [comparisons]) in first-seen order
+    groups: dict[str, list] = {}
+    for c in report.comparisons:
+        name = f"{c.strategy} [{c.label}]" if c.label else c.strategy
+        groups.setdefault(name, []).append(c)
+    return groups
+
+
+def _print(report) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from inferneo_bench.regress import format_row
+
+    console = Console()
+    if not console.is_terminal:  # CI logs: do not squeeze the table into 80 columns
+        console = Console(width=120)
+    s = report.settings
+    for name, rows in _groups(report).items():
+        title = f"{name}: baseline vs current (threshold {s.threshold * 100:g}%; ↑/↓: higher/lower is better)"
+        table = Table(title=title, title_justify="left")
+        for col, justify in (("metric", "left"), ("trials", "right"), ("baseline median", "right"),
+                             ("current median", "right"),
+                             ("change", "right"), (f"{(1 - 2 * s.alpha) * 100:g}% interval", "right"),
+                             ("p", "right"), ("verdict", "left")):  # fmt: skip
+            table.add_column(col, justify=justify, no_wrap=col in ("metric", "verdict") or "interval" in col)
+        for c in rows:
+            f = format_row(c, s.threshold)
+            style = _VERDICT_STYLE.get(c.verdict, "dim")
+            table.add_row(f["metric"], f["n"], f["baseline"], f["current"], f["change"], f["interval"], f["p"],
+                          f"[{style}]{f['verdict']}[/]")  # fmt: skip
+        console.print(table)
+        for c in rows:
+            console.print(f"  {c.metric}: {c.reason}", highlight=False, markup=False)
+    for note in report.notes:
+        console.print(f"note: {note}", highlight=False, markup=False)
+    console.print(
+        f"check: [{_VERDICT_STYLE.get(report.verdict, 'bold')}]{report.verdict}[/] "
+        f"(threshold {s.threshold * 100:g}%, noise floor {s.noise_floor * 100:g}%, alpha {s.alpha:g}; "
+        f"exit {report.exit_code})",
+        highlight=False,
+    )
+
+
+def to_markdown(report) -> str:
+    """A compact summary for $GITHUB_STEP_SUMMARY: overall verdict, one table, reasons and notes."""
+    from inferneo_bench.regress import format_row
+
+    s = report.settings
+    icon = {"REGRESSION": "❌", "INCONCLUSIVE": "⚠️", "IMPROVEMENT": "✅", "OK": "✅"}[report.verdict]
+    lines = [
+        f"## inferneo-bench check: {icon} {report.verdict}",
+        "",
+        f"Baseline `{', '.join(report.baseline)}` vs current `{', '.join(report.current)}`; "
+        f"threshold {s.threshold * 100:g}%, noise floor {s.noise_floor * 100:g}%, alpha {s.alpha:g} "
+        f"(one-sided Mann-Whitney U; Hodges-Lehmann change with its {(1 - 2 * s.alpha) * 100:g}% interval; "
+        "↑/↓: higher/lower is better).",
+        "",
+        "| strategy | metric | trials | baseline median | current median | change | interval | p | verdict |",
+        "|---|---|--:|--:|--:|--:|--:|--:|---|",
+    ]
+    for name, rows in _groups(report).items():
+        for c in rows:
+            f = format_row(c, s.threshold)
+            verdict = f"**{c.verdict}**" if c.verdict in ("REGRESSION", "INCONCLUSIVE") else c.verdict
+            cells = [
+                name,
+                f["metric"],
+                f["n"],
+                f["baseline"],
+                f["current"],
+                f["change"],
+                f["interval"],
+                f["p"],
+                verdict,
+            ]
+            lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    flagged = [c for c in report.comparisons if c.verdict not in ("OK",)]
+    if flagged:
+        lines += ["", "Details:", ""]
+        lines += [f"- {c.strategy}{f' [{c.label}]' if c.label else ''} {c.metric}: {c.reason}" for c in flagged]
+    if report.notes:
+        lines += ["", "Notes:", ""] + [f"- {n}" for n in report.notes]
+    return "\n".join(lines) + "\n"
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(check)

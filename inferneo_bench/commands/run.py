@@ -1,0 +1,136 @@
+"""`inferneo-bench run` and `inferneo-bench demo`: replay a workload through strategies, save, summarise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from inferneo_bench.errors import UserError
+
+
+def _parse_sets(values: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UserError(f"--set {item!r}: expected FIELD=VALUE, e.g. --set max_num_seqs=32")
+        out[name.strip()] = value
+    return out
+
+
+def run(
+    strategy: str = typer.Option(
+        "adaptive",
+        "--strategy",
+        "-s",
+        help="fixed, adaptive, coalescing, latency, throughput, continuous, or all "
+        "(comma-separated; the seed's long names work too).",
+    ),
+    workload: str = typer.Option("default", "--workload", "-w", help="Shipped workload name or a spec/trace path."),
+    model: str = typer.Option("tiny", "--model", "-m", help="Preset (tiny, gpt2, llama-1b, ...) or a local HF folder."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    dtype: str | None = typer.Option(None, "--dtype", help="float32, bfloat16 or float16 (default: bf16 on CUDA)."),
+    engine: str = typer.Option("torch", "--engine", help="torch (real model) or sim (profiled simulator)."),
+    profile: str | None = typer.Option(None, "--profile", help="Engine profile for --engine sim (name or file)."),
+    num_requests: int | None = typer.Option(None, "--num-requests", "-n", help="Replay at most N requests."),
+    duration: float | None = typer.Option(None, "--duration", help="Replay the first S seconds of the workload."),
+    rate: float | None = typer.Option(None, "--rate", help="Rescale arrivals to this mean rate (req/s)."),
+    time_scale: float | None = typer.Option(None, "--time-scale", help="Speed-up factor for arrival times."),
+    context_policy: str = typer.Option(
+        "reject", "--context-policy", help="Requests longer than the context: reject, truncate or scale."
+    ),
+    max_model_len: int | None = typer.Option(None, "--max-model-len", help="Model context length override."),
+    warmup: int = typer.Option(0, "--warmup", help="First N requests run but are excluded from metrics."),
+    seed: int | None = typer.Option(
+        None, "--seed", help="Seed for synthetic workloads (default: the spec's) and weights."
+    ),
+    slo: str | None = typer.Option(None, "--slo", help="Goodput SLOs, e.g. ttft_ms=500,tpot_ms=50,e2el_ms=5000."),
+    repeat: int = typer.Option(1, "--repeat", min=1, help="Trials per strategy (each its own result file)."),
+    sets: list[str] = typer.Option([], "--set", help="SchedulerConfig FIELD=VALUE (repeatable)."),
+    out: Path = typer.Option(Path("results"), "--out", help="Output folder; results go to OUT/<run-id>/."),
+    run_id: str | None = typer.Option(None, "--run-id", help="Name of the run folder (default: time-stamped)."),
+    label: str | None = typer.Option(None, "--label", help="Free-form label stored with the results."),
+    csv: bool = typer.Option(False, "--csv", help="Also write per-request CSV files."),
+    request_timeout: float | None = typer.Option(
+        None, "--request-timeout", help="Client cancels requests not finished S seconds after arrival."
+    ),
+    telemetry_interval: float = typer.Option(0.1, "--telemetry-interval", help="NVML sampling period in seconds."),
+    min_duration: float = typer.Option(10.0, "--min-duration", help="Validity: minimum run duration (s)."),
+    min_requests: int = typer.Option(50, "--min-requests", help="Validity: minimum measured requests."),
+    max_arrival_lag: float = typer.Option(50.0, "--max-arrival-lag-ms", help="Validity: max arrival lag p99 (ms)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; print only the result paths."),
+) -> None:
+    """Replay a workload through batching strategies on a real model; save one result file per strategy."""
+    from inferneo_bench.runner.session import RunOptions, parse_slo, resolve_strategies
+    from inferneo_bench.runner.validity import ValidityRules
+
+    options = RunOptions(
+        strategies=resolve_strategies(strategy),
+        workload=workload,
+        model=model,
+        device=device,
+        dtype=dtype,
+        engine=engine,
+        profile=profile,
+        num_requests=num_requests,
+        duration=duration,
+        rate=rate,
+        time_scale=time_scale,
+        context_policy=context_policy,
+        max_model_len=max_model_len,
+        warmup=warmup,
+        seed=seed,
+        slo=parse_slo(slo),
+        repeat=repeat,
+        config=_parse_sets(sets),
+        out=out,
+        run_id=run_id,
+        label=label,
+        csv=csv,
+        request_timeout_s=request_timeout,
+        telemetry_interval_s=telemetry_interval,
+        validity=ValidityRules(min_duration, min_requests, max_arrival_lag),
+    )
+    execute(options, quiet=quiet)
+
+
+def demo(
+    model: str = typer.Option("tiny", "--model", "-m", help="Model preset or local HF folder."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    engine: str = typer.Option("torch", "--engine", help="torch or sim."),
+    out: Path = typer.Option(Path("results"), "--out", help="Output folder."),
+) -> None:
+    """The Inferneo design document's demo: every strategy on the default workload, one table."""
+    from inferneo_bench.runner.session import STRATEGIES, RunOptions
+
+    options = RunOptions(
+        strategies=list(STRATEGIES), workload="default", model=model, device=device, engine=engine, out=out
+    )
+    execute(options, quiet=False, demo_table=True)
+
+
+def execute(options: Any, quiet: bool, demo_table: bool = False) -> None:
+    from rich.console import Console
+
+    from inferneo_bench.runner.session import run_session
+    from inferneo_bench.runner.summary_table import demo_summary_table, run_summary_table
+
+    console = Console(stderr=False)
+    outcomes, interrupted = run_session(options, console=None if quiet else console)
+    if quiet:
+        for o in outcomes:
+            typer.echo(str(o.path))
+    else:
+        console.print(demo_summary_table(outcomes) if demo_table else run_summary_table(outcomes))
+        for o in outcomes:
+            console.print(f"saved {o.path}")
+    if interrupted:
+        typer.echo("interrupted: partial results saved with run.status = interrupted", err=True)
+        raise typer.Exit(130)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(run)
+    app.command()(demo)

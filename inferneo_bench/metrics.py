@@ -1,0 +1,162 @@
+"""Metric definitions, in one place. They follow vLLM's benchmark (`vllm bench serve`) so figures compare
+across tools:
+
+- TTFT = first token - arrival; E2EL = finish - arrival; queue = first scheduled - arrival.
+  Arrival is the workload's scheduled arrival (open loop: a late harness cannot hide queueing).
+- TPOT = (E2EL - TTFT) / (output_tokens - 1) per request; requests with one output token are excluded.
+- ITL = every gap between consecutive output tokens, pooled over requests.
+- Throughputs divide by the duration from the first arrival to the last finish of the measured requests;
+  token counts are those of completed requests. Goodput = completed requests meeting every SLO / duration.
+- Percentiles by linear interpolation (numpy's default); std is the population std (numpy's default).
+Distributions are over completed, non-warm-up requests; the failed count stands beside them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from inferneo_bench.results import RequestRecord, StepRecord
+
+LATENCY_METRICS = ("ttft", "tpot", "itl", "e2el", "queue")
+PERCENTILES = (50, 90, 95, 99)
+SLO_METRICS = ("ttft_ms", "tpot_ms", "e2el_ms")
+
+
+def distribution(values_s: Iterable[float], name: str) -> dict[str, float | None]:
+    """mean/median/std/p50/p90/p95/p99/max of `name`, in milliseconds; all None when there is no value."""
+    values = np.asarray(list(values_s), dtype=float) * 1000.0
+    keys = [f"mean_{name}_ms", f"median_{name}_ms", f"std_{name}_ms"]
+    keys += [f"p{p}_{name}_ms" for p in PERCENTILES] + [f"max_{name}_ms"]
+    if values.size == 0:
+        return dict.fromkeys(keys)
+    figures = [values.mean(), np.median(values), values.std()]
+    figures += list(np.percentile(values, PERCENTILES)) + [values.max()]
+    return {k: float(v) for k, v in zip(keys, figures, strict=True)}
+
+
+def ttft_s(r: RequestRecord) -> float:
+    return r.first_token_s - r.arrival_s
+
+
+def e2el_s(r: RequestRecord) -> float:
+    return r.finish_s - r.arrival_s
+
+
+def tpot_s(r: RequestRecord) -> float | None:
+    if r.output_tokens < 2:
+        return None
+    return (e2el_s(r) - ttft_s(r)) / (r.output_tokens - 1)
+
+
+def meets_slo(r: RequestRecord, slo: dict[str, float]) -> bool:
+    """vLLM's goodput rule: every given SLO met; a one-token request has no TPOT and cannot miss it."""
+    tpot = tpot_s(r)
+    checks = {
+        "ttft_ms": ttft_s(r) * 1000.0,
+        "e2el_ms": e2el_s(r) * 1000.0,
+        "tpot_ms": 0.0 if tpot is None else tpot * 1000.0,
+    }
+    return all(checks[key] <= limit for key, limit in slo.items())
+
+
+def summarize(
+    requests: Sequence[RequestRecord],
+    steps: Sequence[StepRecord],
+    telemetry: dict[str, Any] | None = None,
+    slo: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """The result file's `summary`, computed from what the file itself holds (requests, steps, telemetry and
+    the SLOs), so anyone can recompute it."""
+    measured = [r for r in requests if not r.warmup]
+    done = [r for r in measured if r.status == "completed"]
+    counts = Counter(r.status for r in measured)
+
+    ends = [r.finish_s for r in measured if r.finish_s is not None]
+    duration = (max(ends) - min(r.arrival_s for r in measured)) if ends and measured else None
+    if duration is not None and duration <= 0:
+        duration = None
+
+    total_in = sum(r.prompt_tokens for r in done)
+    total_out = sum(r.output_tokens for r in done)
+
+    def per_second(x: float) -> float | None:
+        return x / duration if duration else None
+
+    summary: dict[str, Any] = {
+        "total_requests": len(requests),
+        "warmup_requests": len(requests) - len(measured),
+        "completed": counts["completed"],
+        "failed": counts["failed"],
+        "rejected": counts["rejected"],
+        "cancelled": counts["cancelled"],
+        "total_input_tokens": total_in,
+        "total_output_tokens": total_out,
+        "duration": duration,
+        "request_throughput": per_second(len(done)),
+        "output_throughput": per_second(total_out),
+        "total_token_throughput": per_second(total_in + total_out),
+        "request_goodput": per_second(sum(meets_slo(r, slo) for r in done)) if slo else None,
+        "slo": dict(slo) if slo else None,
+    }
+    summary.update(distribution((ttft_s(r) for r in done), "ttft"))
+    summary.update(distribution((t for r in done if (t := tpot_s(r)) is not None), "tpot"))
+    summary.update(distribution((gap for r in done for gap in r.itl_s), "itl"))
+    summary.update(distribution((e2el_s(r) for r in done), "e2el"))
+    summary.update(distribution((r.scheduled_s - r.arrival_s for r in done), "queue"))
+    summary.update(step_figures(steps))
+    summary["preemptions"] = sum(r.preemptions for r in measured)
+    summary["end_reasons"] = dict(sorted(Counter(r.reason for r in measured if r.status != "completed").items()))
+    summary.update(telemetry_figures(telemetry or {}, total_out))
+    summary.update(harness_figures(measured, telemetry or {}))
+    return summary
+
+
+def step_figures(steps: Sequence[StepRecord]) -> dict[str, float | None]:
+    sizes = np.asarray([s.batch_size for s in steps], dtype=float)
+    computed = sum(s.new_tokens + s.padded_tokens for s in steps)
+    slot_steps = int(sizes.sum())
+    return {
+        "mean_batch_size": float(sizes.mean()) if sizes.size else None,
+        "p50_batch_size": float(np.median(sizes)) if sizes.size else None,
+        "max_batch_size": int(sizes.max()) if sizes.size else None,
+        "padding_waste_frac": (sum(s.padded_tokens for s in steps) / computed) if computed else None,
+        "idle_slot_frac": (sum(s.idle_slots for s in steps) / slot_steps) if slot_steps else None,
+        "num_steps": len(steps),
+    }
+
+
+def telemetry_figures(telemetry: dict[str, Any], total_output_tokens: int) -> dict[str, float | None]:
+    """GPU figures from NVML samples; None where NVML or the counter is unavailable (never estimated)."""
+    samples = telemetry.get("samples") or []
+
+    def column(key: str) -> list[float]:
+        return [s[key] for s in samples if s.get(key) is not None]
+
+    util, mem, power, energy = column("gpu_util_pct"), column("mem_used_mb"), column("power_w"), column("energy_j")
+    energy_j = (energy[-1] - energy[0]) if len(energy) >= 2 else None
+    return {
+        "gpu_util_mean": float(np.mean(util)) if util else None,
+        "gpu_mem_peak_mb": float(max(mem)) if mem else None,
+        "gpu_power_mean_w": float(np.mean(power)) if power else None,
+        "energy_j": energy_j,
+        "energy_per_output_token_j": (energy_j / total_output_tokens) if energy_j and total_output_tokens else None,
+        "torch_peak_allocated_mb": telemetry.get("torch_peak_allocated_mb"),
+    }
+
+
+def harness_figures(requests: Sequence[RequestRecord], telemetry: dict[str, Any]) -> dict[str, float | None]:
+    """Proof that the harness kept up: arrival lag per request, and the share of the run the scheduler and the
+    bookkeeping took (telemetry["harness"], measured by the replay loop)."""
+    lags = np.asarray([r.arrival_lag_s for r in requests if r.arrival_lag_s is not None], dtype=float) * 1000.0
+    harness = telemetry.get("harness") or {}
+    wall_s, harness_s = harness.get("wall_s"), harness.get("harness_s")
+    return {
+        "arrival_lag_p50_ms": float(np.percentile(lags, 50)) if lags.size else None,
+        "arrival_lag_p99_ms": float(np.percentile(lags, 99)) if lags.size else None,
+        "arrival_lag_max_ms": float(lags.max()) if lags.size else None,
+        "harness_overhead_frac": (harness_s / wall_s) if wall_s and harness_s is not None else None,
+    }

@@ -1,0 +1,1 @@
+"""The replay loop and what a run needs around it (clocks, validity)."""

@@ -1,0 +1,362 @@
+"""A benchmark session: one workload, one engine, every requested strategy and trial, one result file each.
+
+The engine is built once and reused across strategies and trials (weights load once; `reset()` frees every
+sequence between replays), so strategies are compared on the same warmed-up model.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import secrets
+import shlex
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from inferneo_bench import results
+from inferneo_bench.errors import UserError
+from inferneo_bench.metrics import summarize
+from inferneo_bench.runner.clock import VirtualClock, WallClock
+from inferneo_bench.runner.replay import Progress, ReplayOptions, replay
+from inferneo_bench.runner.validity import ValidityRules, judge
+
+STRATEGY_ALIASES = {
+    "fixed": "fixed_size",
+    "latency": "latency_optimized",
+    "throughput": "throughput_optimized",
+}
+STRATEGIES = ("fixed_size", "adaptive", "coalescing", "latency_optimized", "throughput_optimized", "continuous")
+
+
+def resolve_strategies(names: str) -> list[str]:
+    """'all', short names and the seed's long names, comma-separated."""
+    out: list[str] = []
+    for raw in names.split(","):
+        name = raw.strip().lower().replace("-", "_")
+        if name == "all":
+            out.extend(STRATEGIES)
+            continue
+        name = STRATEGY_ALIASES.get(name, name)
+        if name not in STRATEGIES:
+            short = ", ".join(["fixed", "adaptive", "coalescing", "latency", "throughput", "continuous", "all"])
+            raise UserError(f"unknown strategy {raw.strip()!r}; choose one of: {short} (or the long names)")
+        out.append(name)
+    return list(dict.fromkeys(out))
+
+
+@dataclass
+class RunOptions:
+    strategies: list[str] = field(default_factory=lambda: ["adaptive"])
+    workload: str = "default"
+    model: str = "tiny"
+    device: str = "auto"
+    dtype: str | None = None
+    engine: str = "torch"  # or "sim"
+    profile: str | None = None  # sim: shipped profile name or path
+    num_requests: int | None = None
+    duration: float | None = None
+    rate: float | None = None
+    time_scale: float | None = None
+    context_policy: str = "reject"
+    max_model_len: int | None = None
+    warmup: int = 0
+    seed: int | None = None  # None: the workload spec's own seed; the model's weights use 0
+    slo: dict[str, float] | None = None
+    repeat: int = 1
+    config: dict[str, str] = field(default_factory=dict)  # --set FIELD=VALUE
+    out: Path = Path("results")
+    run_id: str | None = None
+    label: str | None = None
+    csv: bool = False
+    request_timeout_s: float | None = None
+    telemetry_interval_s: float = 0.1
+    validity: ValidityRules = field(default_factory=ValidityRules)
+    command: str = field(default_factory=lambda: shlex.join(["inferneo-bench", *sys.argv[1:]]))
+
+
+@dataclass
+class TrialOutcome:
+    path: Path
+    result: results.RunResult
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+def parse_slo(text: str | None) -> dict[str, float] | None:
+    """'ttft_ms=200,tpot_ms=50' -> dict; names are checked."""
+    if not text:
+        return None
+    from inferneo_bench.metrics import SLO_METRICS
+
+    slo: dict[str, float] = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        key = key.strip()
+        if not sep or key not in SLO_METRICS:
+            raise UserError(f"--slo {part!r}: expected NAME=MILLISECONDS with NAME one of {', '.join(SLO_METRICS)}")
+        try:
+            slo[key] = float(value)
+        except ValueError:
+            raise UserError(f"--slo {part!r}: {value!r} is not a number of milliseconds") from None
+    return slo
+
+
+def scheduler_config(overrides: dict[str, str], defaults: dict[str, Any]) -> Any:
+    """SchedulerConfig from engine-derived defaults plus --set FIELD=VALUE (typed by the field's default)."""
+    from inferneo_bench.scheduler import SchedulerConfig
+
+    known = {f.name: f for f in dataclasses.fields(SchedulerConfig)}
+    values: dict[str, Any] = {k: v for k, v in defaults.items() if k in known}
+    base = SchedulerConfig()
+    for name, raw in overrides.items():
+        if name not in known:
+            raise UserError(f"--set {name}={raw}: unknown SchedulerConfig field; known: {', '.join(sorted(known))}")
+        values[name] = _coerce(name, raw, getattr(base, name), known[name].type)
+    try:
+        return SchedulerConfig(**values)
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"--set: {exc}") from None
+
+
+def _coerce(name: str, raw: str, default: Any, annotation: Any) -> Any:
+    text = raw.strip()
+    if text.lower() in ("none", "null") and "None" in str(annotation):
+        return None
+    try:
+        if isinstance(default, bool) or "bool" in str(annotation):
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if isinstance(default, int) or str(annotation).startswith("int"):
+            return int(text)
+        if isinstance(default, float) or "float" in str(annotation):
+            return float(text)
+    except ValueError:
+        raise UserError(f"--set {name}={raw}: {raw!r} is not a valid value for {name} ({annotation})") from None
+    return text
+
+
+@contextmanager
+def _telemetry(engine: Any, interval_s: float) -> Iterator[Any]:
+    from inferneo_bench.telemetry.sampler import NvmlSampler
+
+    device = str(getattr(engine, "device", "cpu"))
+    index = None
+    if device.startswith("cuda"):
+        index = int(device.split(":")[1]) if ":" in device else 0
+    sampler = NvmlSampler(index, interval_s)
+    yield sampler
+
+
+def _torch_peak_mb(engine: Any) -> float | None:
+    device = str(getattr(engine, "device", "cpu"))
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    return torch.cuda.max_memory_allocated(device) / 2**20
+
+
+def _reset_torch_peak(engine: Any) -> None:
+    device = str(getattr(engine, "device", "cpu"))
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def write_requests_csv(result: results.RunResult, path: Path) -> Path:
+    fields = [f.name for f in dataclasses.fields(results.RequestRecord) if f.name != "itl_s"]
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(fields)
+        for r in result.requests:
+            writer.writerow([getattr(r, name) for name in fields])
+    return path
+
+
+def run_trial(
+    *,
+    options: RunOptions,
+    strategy: str,
+    trial: int | None,
+    run_id: str,
+    workload: Any,
+    context: Any,
+    engine: Any,
+    environment: dict[str, Any],
+    on_progress: Callable[[Progress], None] | None = None,
+) -> TrialOutcome:
+    from inferneo_bench.scheduler import SchedulerCore
+
+    config = scheduler_config(options.config, engine_defaults(engine))
+    core = SchedulerCore(config, strategy)
+    clock = VirtualClock() if options.engine == "sim" else WallClock()
+    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    if hasattr(engine, "reset"):
+        engine.reset()
+    _reset_torch_peak(engine)
+    with _telemetry(engine, options.telemetry_interval_s) as sampler:
+        sampler.start(time.perf_counter())
+        try:
+            outcome = replay(
+                workload.requests,
+                core,
+                engine,
+                clock,
+                ReplayOptions(
+                    max_model_len=engine.max_model_len,
+                    warmup=options.warmup,
+                    request_timeout_s=options.request_timeout_s,
+                ),
+                gpu_utilization=sampler.latest_util if sampler.available else None,
+                on_progress=on_progress,
+            )
+        finally:
+            telemetry = sampler.stop()
+    telemetry["torch_peak_allocated_mb"] = _torch_peak_mb(engine)
+    telemetry["harness"] = outcome.harness
+    summary = summarize(outcome.requests, outcome.steps, telemetry, options.slo)
+    status = "interrupted" if outcome.interrupted else "completed"
+    run = results.RunInfo(
+        id=run_id,
+        started_at=started_at,
+        finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        command=options.command,
+        seed=options.seed if options.seed is not None else int(workload.replay.get("seed") or 0),
+        engine=options.engine,
+        status=status,
+        validity=judge(summary, status, options.validity),
+        trial=trial,
+        label=options.label,
+    )
+    strategy_info = {"name": strategy, "config": dataclasses.asdict(config), "stats": core.batching_stats()}
+    result = results.RunResult(
+        run=run,
+        environment=environment,
+        model=engine.model_info(),
+        workload=workload.info(context),
+        strategy=strategy_info,
+        summary=summary,
+        requests=outcome.requests,
+        steps=outcome.steps,
+        telemetry=telemetry,
+    )
+    name = strategy if trial is None else f"{strategy}-trial{trial}"
+    path = results.save(result, options.out / run_id / f"{name}.json")
+    if options.csv:
+        write_requests_csv(result, path.with_suffix(".requests.csv"))
+    return TrialOutcome(path, result)
+
+
+def engine_defaults(engine: Any) -> dict[str, Any]:
+    """Scheduler limits the engine imposes: never more running sequences than KV slots, nor more KV tokens."""
+    defaults: dict[str, Any] = {}
+    slots = getattr(engine, "num_slots", None)
+    if slots:
+        defaults["max_num_seqs"] = slots
+    kv_tokens = getattr(engine, "kv_cache_tokens", None)
+    if kv_tokens:
+        defaults["kv_cache_tokens"] = kv_tokens
+    return defaults
+
+
+def build_engine(options: RunOptions, max_num_seqs: int | None, kv_cache_tokens: int | None) -> Any:
+    """The torch engine (real model) or the simulated one (profile of a real engine)."""
+    if options.engine == "torch":
+        from inferneo_bench.engine import load_engine
+
+        return load_engine(
+            options.model,
+            device=options.device,
+            dtype=options.dtype,
+            max_num_seqs=max_num_seqs,
+            max_model_len=options.max_model_len,
+            kv_cache_tokens=kv_cache_tokens,
+            seed=options.seed,
+        )
+    if options.engine == "sim":
+        from inferneo_bench.engine.profile import load_profile
+        from inferneo_bench.engine.sim_engine import SimEngine
+
+        if not options.profile:
+            raise UserError("--engine sim needs --profile NAME|FILE (e.g. --profile tiny-cpu)")
+        return SimEngine(
+            load_profile(options.profile),
+            max_num_seqs=max_num_seqs,
+            max_model_len=options.max_model_len,
+            seed=options.seed,
+        )
+    raise UserError(f"--engine {options.engine!r}: choose torch or sim")
+
+
+def load_session_workload(options: RunOptions, max_model_len: int) -> tuple[Any, Any]:
+    """The workload with the replay controls applied, and the context policy's outcome. Under `reject` the
+    replay loop itself rejects over-long requests at their arrival (they count in the result)."""
+    from inferneo_bench.workload import apply_context_policy, load_workload
+
+    workload = load_workload(
+        options.workload,
+        num_requests=options.num_requests,
+        duration_s=options.duration,
+        rate=options.rate,
+        time_scale=options.time_scale,
+        seed=options.seed,
+    )
+    context = apply_context_policy(workload.requests, max_model_len, options.context_policy)
+    if options.context_policy != "reject":
+        fitted = {r.request_id: r for r in context.kept}
+        workload.requests = [fitted.get(r.request_id, r) for r in workload.requests]
+    if len(context.rejected) == len(workload.requests):
+        raise UserError(
+            f"workload {options.workload!r}: all {len(workload.requests)} requests exceed the model context of "
+            f"{max_model_len} tokens (first: {context.rejected[0][1]}); use --context-policy truncate|scale, "
+            "a model with a longer context, or --max-model-len"
+        )
+    return workload, context
+
+
+def run_session(options: RunOptions, console: Any = None) -> tuple[list[TrialOutcome], bool]:
+    """Every strategy x trial of one session. Ctrl-C saves the trial in progress (status interrupted) and
+    stops the session."""
+    from inferneo_bench.environment import capture
+    from inferneo_bench.runner.progress import ReplayProgress
+
+    base = scheduler_config(options.config, {})
+    engine = build_engine(options, base.max_num_seqs, base.kv_cache_tokens)
+    try:
+        workload, context = load_session_workload(options, engine.max_model_len)
+        environment = capture()
+        run_id = options.run_id or new_run_id()
+        outcomes: list[TrialOutcome] = []
+        trials: list[int | None] = [None] if options.repeat == 1 else list(range(1, options.repeat + 1))
+        for strategy in options.strategies:
+            for trial in trials:
+                title = strategy if trial is None else f"{strategy} trial {trial}/{options.repeat}"
+                with ReplayProgress(console, title, len(workload.requests)) as progress:
+                    outcome = run_trial(
+                        options=options,
+                        strategy=strategy,
+                        trial=trial,
+                        run_id=run_id,
+                        workload=workload,
+                        engine=engine,
+                        environment=environment,
+                        on_progress=progress.update,
+                    )
+                outcomes.append(outcome)
+                if outcome.result.run.status == "interrupted":
+                    return outcomes, True
+        return outcomes, False
+    finally:
+        engine.close()
