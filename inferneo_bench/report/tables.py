@@ -81,7 +81,7 @@ METRICS: dict[str, Metric] = {
         Metric("padding_waste_frac", "Padding waste", "%", LOWER, 1, 100.0),
         Metric("idle_slot_frac", "Idle slots", "%", LOWER, 1, 100.0),
         Metric("preemptions", "Preemptions", "", LOWER, 0),
-        Metric("gpu_util_mean", "GPU kernel-busy", "%", HIGHER, 1),
+        Metric("gpu_util_mean", "GPU kernel-busy", "%", NEUTRAL, 1),
         Metric("gpu_mem_peak_mb", "GPU memory peak", "MB", LOWER, 0),
         Metric("gpu_power_mean_w", "GPU power mean", "W", LOWER, 1),
         Metric("energy_j", "Energy", "J", LOWER, 1),
@@ -89,7 +89,7 @@ METRICS: dict[str, Metric] = {
         Metric("completed", "Completed", "req", HIGHER, 0),
         Metric("failed", "Failed", "req", LOWER, 0),
         Metric("rejected", "Rejected", "req", LOWER, 0),
-        Metric("duration", "Duration", "s", NEUTRAL, 2),
+        Metric("duration", "Duration", "s", LOWER, 2),
         Metric("arrival_lag_p99_ms", "Arrival lag p99", "ms", LOWER, 2),
         Metric("harness_overhead_frac", "Harness overhead", "%", LOWER, 2, 100.0),
     ]

@@ -60,7 +60,9 @@ class Clock:
         self.steps: list[dict[str, Any]] = []
         self.busy: list[tuple[float, float]] = []
 
-    def step(self, now: float, batch: int, new: int, padded: int, computed: int, queue: int, events=()) -> float:
+    def step(
+        self, now: float, batch: int, new: int, padded: int, computed: int, queue: int, events=(), idle: int = 0
+    ) -> float:
         ms = (20.0 + 4.0 * batch + 0.2 * computed) * float(1.0 + self.rng.normal(0.0, 0.04))
         ms = round(max(ms, 1.0), 3)
         rec = {
@@ -74,6 +76,8 @@ class Clock:
             "scheduler_us": round(float(self.rng.uniform(8, 30))),
             "queue_depth": queue,
         }
+        if idle:
+            rec["idle_slots"] = idle
         if events:
             rec["events"] = list(events)
         self.steps.append(rec)
@@ -121,7 +125,8 @@ def run_static(name: str, reqs: list[Req], clock: Clock) -> None:
             active = [r for r in batch if r.out >= k]
             while pending and pending[0].arrival <= now:
                 queue.append(pending.pop(0))
-            now = clock.step(now, len(batch), len(active), len(batch) - len(active), len(batch), len(queue))
+            idle = len(batch) - len(active)
+            now = clock.step(now, len(batch), len(active), idle, len(batch), len(queue), idle=idle)
             clock.steps[-1]["batch_id"] = batch_id
             for r in active:
                 r.token_times.append(now)
