@@ -252,32 +252,54 @@ def throughput_vs_latency(columns: Sequence[Column]) -> Any:
             sx += [x, x]
             sy += [sy[-1], yv]
         ax.plot(sx, sy, color="black", linestyle="--", linewidth=1, zorder=1)
-    _place_labels(ax, labels)
+
     ax.set_xlabel("p99 TTFT (ms)  ← better")
     ax.set_ylabel("Output throughput (tok/s)  ↑ better")
+    top = max((y for _, y in points), default=1.0) * 1.15
+    ax.set_ylim(bottom=0, top=top)  # from 0: gaps at their true scale
+    ax.set_xlim(left=0, right=max((x for x, _ in points), default=1.0) * 1.3)
+    _place_labels(ax, labels, top)
     ax.set_title("Throughput vs tail latency (upper left is better)")
     ax.grid(alpha=0.3)
-    ax.margins(0.15)
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=8, loc="lower right")
     return fig
 
 
-def _place_labels(ax: Any, labels: Sequence[tuple[str, float, float, str]]) -> None:
-    """Name each point next to it; a label that would land on an earlier one moves below or to the left."""
+def _place_labels(ax: Any, labels: Sequence[tuple[str, float, float, str]], y_span: float) -> None:
+    """Name each point. A lone point gets its name beside it; points close in x form a cluster whose names are
+    stacked in a column right of the cluster (highest point on top), each with a thin leader line, so names
+    never print over each other or over markers."""
     if not labels:
         return
-    xs = [x for _, x, _, _ in labels]
-    ys = [y for _, _, y, _ in labels]
-    xr = (max(xs) - min(xs)) or 1.0
-    yr = (max(ys) - min(ys)) or 1.0
-    offsets = ((6, 6, "left"), (6, -14, "left"), (-6, 6, "right"), (-6, -14, "right"))
-    placed: list[tuple[float, float, int]] = []
-    for text, x, y, color in labels:
-        used = {o for px, py, o in placed if abs(px - x) / xr < 0.12 and abs(py - y) / yr < 0.08}
-        choice = next((i for i in range(len(offsets)) if i not in used), 0)
-        placed.append((x, y, choice))
-        dx, dy, ha = offsets[choice]
-        ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=9, color=color, ha=ha)
+    ordered = sorted(labels, key=lambda item: item[1])
+    xr = (ordered[-1][1] - ordered[0][1]) or 1.0
+    clusters: list[list[tuple[str, float, float, str]]] = [[ordered[0]]]
+    for item in ordered[1:]:
+        if (item[1] - clusters[-1][-1][1]) / xr < 0.12:
+            clusters[-1].append(item)
+        else:
+            clusters.append([item])
+    step = 0.06 * y_span
+    for cluster in clusters:
+        if len(cluster) == 1:
+            text, x, y, color = cluster[0]
+            ax.annotate(text, (x, y), xytext=(6, 6), textcoords="offset points", fontsize=9, color=color)
+            continue
+        cluster.sort(key=lambda item: -item[2])
+        x_text = max(x for _, x, _, _ in cluster) + 0.05 * xr
+        y_mid = sum(y for _, _, y, _ in cluster) / len(cluster)
+        for i, (text, x, y, color) in enumerate(cluster):
+            y_text = y_mid + ((len(cluster) - 1) / 2 - i) * step
+            ax.annotate(
+                text,
+                (x, y),
+                xytext=(x_text, y_text),
+                textcoords="data",
+                fontsize=9,
+                color=color,
+                va="center",
+                arrowprops={"arrowstyle": "-", "color": color, "linewidth": 0.6},
+            )
 
 
 def _bin_width(duration: float) -> float:
