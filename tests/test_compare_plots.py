@@ -226,3 +226,20 @@ def test_long_series_are_binned_to_mean_and_band():
     short = Figure().subplots()
     assert plots._series(short, t[:50], v[:50], edges, "#123456", steps=True) is False  # short: drawn raw
     assert len(short.get_lines()[0].get_xdata()) == 50
+
+
+@pytest.mark.parametrize("folder", [CPU, GPU], ids=["cpu", "gpu-trials"])
+def test_point_labels_do_not_overlap(folder):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = plots.throughput_vs_latency(columns(folder))
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    (ax,) = fig.axes
+    boxes = [t.get_window_extent(renderer) for t in ax.texts]
+    assert len(boxes) == len(columns(folder))
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert not a.overlaps(b)
+    assert ax.get_ylim()[0] == 0  # throughput from zero: differences at their true scale
