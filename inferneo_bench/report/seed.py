@@ -43,6 +43,7 @@ CLAIMS: dict[str, dict[str, tuple[float, float]]] = {
     "latency_optimized": {"throughput": (-30, -20), "latency": (-60, -40), "gpu_utilization": (-20, -10)},
     "throughput_optimized": {"throughput": (60, 80), "latency": (20, 40), "gpu_utilization": (30, 40)},
 }
+UNITS = {"throughput": "tok/s", "latency": "ms", "gpu_utilization": "%"}
 HELD, NOT_HELD, NOT_MEASURABLE = "held", "not held", "not measurable"
 
 
@@ -54,6 +55,8 @@ class ClaimCheck:
     measured_pct: float | None
     verdict: str
     detail: str  # "within range", "better than claimed", "worse than claimed", or why not measurable
+    base_value: float | None = None  # fixed_size's figure (median over trials)
+    value: float | None = None  # the strategy's figure (median over trials)
 
 
 def _median(results: Sequence[RunResult], key: str) -> float | None:
@@ -76,8 +79,8 @@ def check_claims(results: Sequence[RunResult]) -> list[ClaimCheck]:
 
 
 def _check(strategy, dim, claimed, key, higher, base, mine) -> ClaimCheck:  # noqa: ANN001 - internal
-    def unmeasurable(why: str) -> ClaimCheck:
-        return ClaimCheck(strategy, dim, claimed, None, NOT_MEASURABLE, why)
+    def unmeasurable(why: str, b: float | None = None, m: float | None = None) -> ClaimCheck:
+        return ClaimCheck(strategy, dim, claimed, None, NOT_MEASURABLE, why, b, m)
 
     if not base:
         return unmeasurable("no fixed_size result to compare against")
@@ -86,18 +89,18 @@ def _check(strategy, dim, claimed, key, higher, base, mine) -> ClaimCheck:  # no
     b, m = _median(base, key), _median(mine, key)
     if b is None or m is None:
         why = "no GPU telemetry (NVML)" if key.startswith("gpu_") else f"{key} not measured"
-        return unmeasurable(why)
+        return unmeasurable(why, b, m)
     if b == 0:
-        return unmeasurable(f"fixed_size {key} is 0")
+        return unmeasurable(f"fixed_size {key} is 0", b, m)
     pct = (m - b) / abs(b) * 100.0
     lo, hi = claimed
     rounded = round(pct, 1)
     if lo <= rounded <= hi:
-        return ClaimCheck(strategy, dim, claimed, pct, HELD, "within range")
+        return ClaimCheck(strategy, dim, claimed, pct, HELD, "within range", b, m)
     better = rounded > hi if higher else rounded < lo
     if better:
-        return ClaimCheck(strategy, dim, claimed, pct, HELD, "better than claimed")
-    return ClaimCheck(strategy, dim, claimed, pct, NOT_HELD, "worse than claimed")
+        return ClaimCheck(strategy, dim, claimed, pct, HELD, "better than claimed", b, m)
+    return ClaimCheck(strategy, dim, claimed, pct, NOT_HELD, "worse than claimed", b, m)
 
 
 def _claim_text(claimed: tuple[float, float]) -> str:
@@ -123,7 +126,16 @@ def definitions() -> list[str]:
     return lines
 
 
-HEADERS = ("strategy", "metric", "claimed", "measured", "verdict", "detail")
+HEADERS = ("strategy", "metric", "fixed_size → strategy", "claimed", "measured", "verdict", "detail")
+
+
+def _values_text(c: ClaimCheck) -> str:
+    def one(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:,.1f}"
+
+    if c.base_value is None and c.value is None:
+        return ""
+    return f"{one(c.base_value)} → {one(c.value)} {UNITS[c.dimension]}"
 
 
 def rows(checks: Sequence[ClaimCheck]) -> list[list[str]]:
@@ -131,6 +143,7 @@ def rows(checks: Sequence[ClaimCheck]) -> list[list[str]]:
         [
             c.strategy,
             c.dimension.replace("_", " "),
+            _values_text(c),
             _claim_text(c.claimed),
             _measured_text(c.measured_pct),
             c.verdict,
@@ -151,10 +164,10 @@ def to_rich(checks: Sequence[ClaimCheck]) -> Any:
         caption_justify="left",
     )
     for h in HEADERS:
-        table.add_column(h, justify="right" if h in ("claimed", "measured") else "left")
+        table.add_column(h, justify="left" if h in ("strategy", "metric", "verdict", "detail") else "right")
     styles = {HELD: "green", NOT_HELD: "red", NOT_MEASURABLE: "dim"}
     for check, row in zip(checks, rows(checks), strict=False):
-        table.add_row(*row[:4], Text(row[4], style=styles[check.verdict]), row[5])
+        table.add_row(*row[:5], Text(row[5], style=styles[check.verdict]), row[6])
     return table
 
 
@@ -163,11 +176,11 @@ def to_markdown(checks: Sequence[ClaimCheck]) -> str:
         "### The seed's claims (vs fixed_size) against this run",
         "",
         "| " + " | ".join(HEADERS) + " |",
-        "| --- | --- | ---: | ---: | --- | --- |",
+        "| --- | --- | ---: | ---: | ---: | --- | --- |",
     ]
     for row in rows(checks):
-        if row[4] != NOT_MEASURABLE:
-            row[4] = f"**{row[4]}**"
+        if row[5] != NOT_MEASURABLE:
+            row[5] = f"**{row[5]}**"
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
     lines += [f"- {line}" for line in definitions()]
@@ -184,6 +197,8 @@ def to_csv(checks: Sequence[ClaimCheck]) -> str:
             "summary_key",
             "claimed_low_pct",
             "claimed_high_pct",
+            "fixed_size_value",
+            "strategy_value",
             "measured_pct",
             "verdict",
             "detail",
@@ -197,6 +212,8 @@ def to_csv(checks: Sequence[ClaimCheck]) -> str:
                 DIMENSIONS[c.dimension][0],
                 c.claimed[0],
                 c.claimed[1],
+                "" if c.base_value is None else round(c.base_value, 6),
+                "" if c.value is None else round(c.value, 6),
                 "" if c.measured_pct is None else round(c.measured_pct, 3),
                 c.verdict,
                 c.detail,
@@ -216,6 +233,8 @@ def to_json(checks: Sequence[ClaimCheck]) -> str:
                 "metric": c.dimension,
                 "summary_key": DIMENSIONS[c.dimension][0],
                 "claimed_pct": list(c.claimed),
+                "fixed_size_value": None if c.base_value is None else round(c.base_value, 6),
+                "strategy_value": None if c.value is None else round(c.value, 6),
                 "measured_pct": None if c.measured_pct is None else round(c.measured_pct, 3),
                 "verdict": c.verdict,
                 "detail": c.detail,
