@@ -289,3 +289,11 @@ def test_seed_table_prints_its_definitions(cli):
     data = json.loads(cli("compare", str(CPU), "--seed-table", "--format", "json")[1])
     assert data["definitions"]["latency"]["summary_key"] == "mean_e2el_ms"
     assert {c["verdict"] for c in data["claims"] if c["metric"] == "gpu_utilization"} == {"not measurable"}
+
+
+def test_narrow_terminal_breaks_headers_instead_of_cutting_them(cli):
+    code, out, _ = cli("compare", str(CPU), "--width", "100", "--metrics", "output_throughput,validity")
+    assert code == 0
+    assert "…" not in out
+    assert "latency_" in out and "optimized" in out and "throughput_" in out
+    assert max(len(line) for line in out.splitlines() if line.startswith(("┃", "│"))) <= 100

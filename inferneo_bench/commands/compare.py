@@ -52,7 +52,7 @@ def compare(
     elif fmt == "json":
         sys.stdout.write(tables.to_json(comp))
     else:
-        _print(tables.to_rich(comp), width)
+        _print(tables.to_rich(comp, width=_width(width)), width)
         for note in comp.notes:
             typer.echo(f"note: {note}")
 
@@ -61,6 +61,12 @@ def compare(
 
         written = plotting.save_all(comp.columns, plots, svg=svg, baseline=comp.baseline)
         typer.echo(f"wrote {len(written)} plot files to {plots}", err=True)
+
+
+def _width(width: int | None) -> int:
+    from rich.console import Console
+
+    return width or Console(file=sys.stdout).width
 
 
 def _print(renderable: object, width: int | None) -> None:

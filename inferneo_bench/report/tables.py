@@ -401,16 +401,34 @@ def title(comp: Comparison) -> str:
     return f"workload {c['workload']} · model {c['model']} on {c['device']} · engine {c['engine']}"
 
 
-def to_rich(comp: Comparison) -> Any:
-    """A Rich table; colours follow each metric's direction (green better, red worse than the baseline)."""
+def to_rich(comp: Comparison, width: int | None = None) -> Any:
+    """A Rich table; colours follow each metric's direction (green better, red worse than the baseline).
+    Given a `width` too narrow for one-line headers, headers break at underscores and spaces instead of being
+    cut off with an ellipsis."""
+    from rich.table import Table
+
+    table = _rich_table(comp, compact=False)
+    if width is not None:
+        from rich.console import Console
+
+        wide = Console(width=100_000, file=io.StringIO())  # measure unconstrained: the width it wants
+        if wide.measure(table).maximum > width:
+            table = _rich_table(comp, compact=True)
+    assert isinstance(table, Table)
+    return table
+
+
+def _rich_table(comp: Comparison, compact: bool) -> Any:
     from rich.table import Table
     from rich.text import Text
 
     table = Table(title=title(comp), caption=legend(comp), show_lines=True, title_justify="left")
-    table.add_column("metric", style="bold", no_wrap=True)
+    table.add_column("metric", style="bold", no_wrap=not compact, overflow="fold")
     for i, col in enumerate(comp.columns):
         header = col.header + (" (baseline)" if i == comp.baseline else "")
-        table.add_column(header, justify="right")
+        if compact:
+            header = header.replace("_", "_\n").replace(" (", "\n(")
+        table.add_column(header, justify="right", overflow="fold")
     colours = {"better": "green", "worse": "red", "same": "dim"}
     for row in comp.rows:
         cells = []
