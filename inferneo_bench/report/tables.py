@@ -347,8 +347,6 @@ def _why_missing(key: str, results: Sequence[RunResult]) -> str:
 
 
 def _context(results: Sequence[RunResult]) -> dict[str, str]:
-    first = results[0]
-
     def one(values: set[str]) -> str:
         return next(iter(values)) if len(values) == 1 else " / ".join(sorted(values))
 
@@ -357,7 +355,7 @@ def _context(results: Sequence[RunResult]) -> dict[str, str]:
         "model": one({str(r.model.get("name")) for r in results}),
         "device": one({f"{r.model.get('device_type')} ({r.model.get('device_name')})" for r in results}),
         "engine": one({str(r.run.engine) for r in results}),
-        "runs": one({str(r.run.id) for r in results}) if first else "",
+        "runs": one({str(r.run.id) for r in results}),
     }
 
 
