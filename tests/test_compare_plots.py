@@ -67,7 +67,7 @@ def test_latency_cdfs(cpu_cols):
     fixed = results.load(CPU / "fixed_size.json")
     ttft = sorted((r.first_token_s - r.arrival_s) * 1000 for r in fixed.requests if r.status == "completed")
     assert list(first.get_xdata()) == pytest.approx(ttft)
-    assert axes[0].get_legend() is not None
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [line.get_label() for line in labelled_lines(axes[0])]
 
 
 def test_request_latencies_follow_vllm_definitions():

@@ -148,7 +148,7 @@ def overview(columns: Sequence[Column], baseline: int = 0) -> Any:
 
 def latency_cdfs(columns: Sequence[Column]) -> Any:
     """CDFs of TTFT, TPOT and E2EL per strategy from the per-request records (trials pooled)."""
-    fig = _figure(15, 4.6)
+    fig = _figure(15, 5.0)
     axes = fig.subplots(1, 3)
     data = [request_latencies(c.results) for c in columns]
     titles = {"ttft": "Time to first token", "tpot": "Time per output token", "e2el": "End-to-end latency"}
@@ -181,7 +181,8 @@ def latency_cdfs(columns: Sequence[Column]) -> Any:
         ax.set_ylabel("fraction of requests ≤ x")
         ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)
-    axes[0].legend(loc="lower right", fontsize=8)
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncol=min(len(names), 6) or 1, fontsize=9)
     fig.suptitle("Latency distributions per strategy (further left = faster)")
     return fig
 
