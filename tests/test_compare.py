@@ -297,3 +297,12 @@ def test_narrow_terminal_breaks_headers_instead_of_cutting_them(cli):
     assert "…" not in out
     assert "latency_" in out and "optimized" in out and "throughput_" in out
     assert max(len(line) for line in out.splitlines() if line.startswith(("┃", "│"))) <= 100
+
+
+def test_seed_claims_from_invalid_runs_say_so():
+    base, mine = _fake("fixed_size", 100.0, 1000.0, None), _fake("adaptive", 150.0, 750.0, None)
+    mine.run.validity = {"valid": False, "failed": ["8 measured requests < minimum 50"]}
+    got = {c.dimension: c for c in seed.check_claims([base, mine]) if c.strategy == "adaptive"}
+    assert got["throughput"].verdict == "held"
+    assert got["throughput"].detail == "within range; from an INVALID adaptive run, not conclusive"
+    assert got["gpu_utilization"].detail == "no GPU telemetry (NVML)"  # not measurable: nothing to qualify

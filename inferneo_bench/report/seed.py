@@ -74,8 +74,17 @@ def check_claims(results: Sequence[RunResult]) -> list[ClaimCheck]:
     for strategy, claims in CLAIMS.items():
         for dim, claimed in claims.items():
             key, _, higher = DIMENSIONS[dim]
-            checks.append(_check(strategy, dim, claimed, key, higher, base, by_strategy.get(strategy, [])))
+            mine = by_strategy.get(strategy, [])
+            check = _check(strategy, dim, claimed, key, higher, base, mine)
+            invalid = [name for name, rs in (("fixed_size", base), (strategy, mine)) if any(not _valid(r) for r in rs)]
+            if invalid and check.verdict != NOT_MEASURABLE:
+                check.detail += f"; from an INVALID {' and '.join(invalid)} run, not conclusive"
+            checks.append(check)
     return checks
+
+
+def _valid(result: RunResult) -> bool:
+    return bool(result.run.validity.get("valid")) and result.run.status == "completed"
 
 
 def _check(strategy, dim, claimed, key, higher, base, mine) -> ClaimCheck:  # noqa: ANN001 - internal
