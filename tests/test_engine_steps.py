@@ -12,6 +12,15 @@ from inferneo_bench.steps import SeqStep, StepPlan
 TOL = 1e-4
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny shapes: one intra-op thread is fastest, and avoids OpenMP contention on a shared machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def make(model: str = "tiny", slots: int = 4, max_len: int = 64, **kw) -> TorchEngine:
     return load_engine(
         model, device="cpu", max_num_seqs=slots, max_model_len=max_len, kv_cache_tokens=slots * max_len,
@@ -136,7 +145,7 @@ def test_recompute_after_free():
 def test_slot_reuse_over_many_sequences():
     e = make(slots=3, max_len=32)
     active: list[str] = []
-    for i in range(40):
+    for i in range(20):
         sid = f"r{i}"
         e.add_sequence(sid, 3 + i % 7)
         free = [active.pop(0)] if len(active) == 3 else []
