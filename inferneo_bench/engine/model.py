@@ -149,17 +149,29 @@ class Attention(nn.Module):
     def forward(self, x, rope, k_cache, v_cache, write_slot, write_pos, read_slot, ctx_len, mask):
         """Write this step's K/V into the cache, then attend over the first ctx_len positions of each row's
         slot. k_cache: [slots, n_kv, max_len, hd]; write_slot/write_pos: [B, T]; read_slot: [B] tensor, or a
-        slice (rows occupy consecutive slots: a view instead of a gather); mask: [B, 1, T, ctx_len] bool."""
+        slice (rows occupy consecutive slots: a view instead of a gather); mask: [B, 1, T, ctx_len] bool.
+
+        Grouped-query attention without repeating K/V: the G = n_head / n_kv query heads of a group are
+        folded into the query-length axis ([B, n_kv, G*T, hd]), so every SDPA backend reads each cached K/V
+        once, whatever its GQA support."""
         b, t, _ = x.shape
+        g = self.n_head // self.n_kv
         q, k, v = self._qkv(x, rope)
         k_cache[write_slot, :, write_pos] = k
         v_cache[write_slot, :, write_pos] = v
         keys = k_cache[read_slot, :, :ctx_len]
         values = v_cache[read_slot, :, :ctx_len]
-        y = F.scaled_dot_product_attention(
-            q.transpose(1, 2), keys, values, attn_mask=mask, enable_gqa=self.n_kv != self.n_head
-        )
-        return self.wo(y.transpose(1, 2).reshape(b, t, self.n_head * self.hd))
+        if g > 1:
+            q = q.view(b, t, self.n_kv, g, self.hd).permute(0, 2, 3, 1, 4).reshape(b, self.n_kv, g * t, self.hd)
+            mask = mask.repeat(1, 1, g, 1) if t > 1 else mask.expand(-1, -1, g, -1)
+        else:
+            q = q.transpose(1, 2)
+        y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)  # [B, n_kv, G*T, hd]
+        if g > 1:
+            y = y.view(b, self.n_kv, g, t, self.hd).permute(0, 3, 1, 2, 4)
+        else:
+            y = y.transpose(1, 2)
+        return self.wo(y.reshape(b, t, self.n_head * self.hd))
 
     def forward_nocache(self, x, rope):
         b, t, _ = x.shape

@@ -101,7 +101,10 @@ def main() -> None:
     ap.add_argument("--ctx", type=int, default=128, help="context length each sequence decodes from")
     ap.add_argument("--steps", type=int, default=None, help="measured decode steps (default: 5 CPU, 50 CUDA)")
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads on CPU (default: torch's)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     cuda = args.device.startswith("cuda") or (args.device == "auto" and torch.cuda.is_available())
     models = args.model or (["llama-1b"] if cuda else ["tiny", "gpt2"])
     steps = args.steps or (50 if cuda else 5)
