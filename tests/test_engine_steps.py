@@ -285,3 +285,16 @@ def test_random_schedules_match_reference(seed):
                 cached.pop(sid)
     assert all(produced[s] == target[s] for s in prompts)
     assert e.cache.free_slots == 3
+
+
+def test_presets_have_the_published_parameter_counts():
+    """Built on the meta device (no memory): the shapes reproduce the published parameter counts."""
+    from inferneo_bench.engine.model import PRESETS, Transformer
+
+    published = {
+        "gpt2": 124_439_808, "gpt2-medium": 354_823_168, "gpt2-large": 774_030_080, "gpt2-xl": 1_557_611_200,
+        "llama-1b": 1_235_814_400, "llama-3b": 3_212_749_824, "llama-8b": 8_030_261_248,
+    }  # fmt: skip
+    for name, count in published.items():
+        with torch.device("meta"):
+            assert Transformer(PRESETS[name]).param_count() == count, name
