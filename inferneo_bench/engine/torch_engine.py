@@ -103,10 +103,10 @@ class DecodeRunner:
     launch overhead); elsewhere the same padded inputs run eagerly, which keeps this logic exercised on CPU.
 
     Two layouts. "slot": row j of the bucket is slot j, so attention reads the cache through a view of slots
-    [0, bb) with no gather; usable when every row's slot is below the bucket (the common case: slots are
-    handed out lowest-first). Rows of the bucket that no sequence of the step owns are padding: they read
-    their slot (harmless) and write only the scratch slot; idle rows take such a row. "gather": rows in
-    order, each gathering its slot's K/V (any slot set; costs a copy of the K/V read).
+    [0, bb) with no gather; used when the step's slots fit in at most twice the batch's own bucket (the
+    common case: slots are handed out lowest-first). Rows of the bucket that no sequence of the step owns
+    are padding: they read their slot (harmless) and write only the scratch slot; idle rows take such a
+    row. "gather": rows in order, each gathering its slot's K/V (any slot set; costs a copy of the K/V read).
     Bucket padding rows are an implementation cost of graphs (as in vLLM), not strategy padding, and are not
     counted as padded tokens. Every graph writes its logits into one shared buffer allocated outside the
     graph pool, so graphs keep no live memory in the pool and any number of them can share it."""
