@@ -234,6 +234,8 @@ def test_model_info_and_sizes():
     assert info["weight_bytes"] == 4 * info["params"] and info["device_type"] == "cpu"
     assert info["num_slots"] == 4 and info["max_model_len"] == 64 and info["dtype"] == "float32"
     assert 1_000_000 < info["params"] < 10_000_000
+    e.close()
+    e.close()
 
 
 @pytest.mark.parametrize("seed,bucketed", [(0, False), (2, False), (3, False), (0, True), (3, True)])

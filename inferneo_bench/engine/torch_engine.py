@@ -344,10 +344,12 @@ class TorchEngine:
         return StepResult(step_s, tokens, useful, computed - useful, failed, swap_s)
 
     def close(self) -> None:
+        """Release the model, cache and graphs (idempotent); the engine cannot step afterwards."""
         self._seqs.clear()
+        self.last_logits.clear()
         self.decoder = None
-        del self.cache
-        del self.model
+        self.__dict__.pop("cache", None)
+        self.__dict__.pop("model", None)
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
 
