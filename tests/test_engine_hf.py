@@ -85,6 +85,9 @@ def test_bad_model_arguments(tmp_path):
         load_engine("gpt5", device="cpu")
     with pytest.raises(UserError, match="no config.json"):
         load_engine(str(tmp_path), device="cpu")
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": 8}))
+    with pytest.raises(UserError, match="missing key 'num_attention_heads'"):
+        load_engine(str(tmp_path), device="cpu")
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "mamba"}))
     with pytest.raises(UserError, match="model_type 'mamba' is not supported"):
         load_engine(str(tmp_path), device="cpu")
