@@ -512,7 +512,9 @@ class TorchEngine:
         else:
             read = torch.tensor(rslot, dtype=torch.long).to(dev, non_blocking=True)
         lrows = torch.tensor(logit_rows, dtype=torch.long).to(dev, non_blocking=True)
-        return self.model(packed[0], packed[1], self.cache, packed[2], packed[3], read, ctx, lrows)
+        # fresh prefills (static batches, first chunks) need no mask: causal attention, flash-capable
+        causal = t > 1 and ctx == t and all(r.seq is not None and r.step.start_pos == 0 for r in rows)
+        return self.model(packed[0], packed[1], self.cache, packed[2], packed[3], read, ctx, lrows, causal)
 
 
 def _resolve_device(device: str) -> torch.device:
