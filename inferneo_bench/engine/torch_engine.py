@@ -240,7 +240,13 @@ class _Timer:
 
 
 class TorchEngine:
-    """The real-model engine (implements steps.Engine)."""
+    """The real-model engine (implements steps.Engine). Build it with load_engine().
+
+    Attributes for the runner and the profiler: max_model_len, num_slots (sequences resident at once),
+    kv_bytes_per_token, weight_bytes, params, device, dtype, cfg (model.ModelConfig); model_info() for the
+    result file. Options: use_cuda_graphs / bucketed_decode (default: on with CUDA), keep_logits (tests:
+    keep each sampled row's logits in last_logits). Call warmup() before a measured run on CUDA so no step
+    pays for a graph capture."""
 
     def __init__(
         self,
