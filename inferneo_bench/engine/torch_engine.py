@@ -349,6 +349,15 @@ class TorchEngine:
             step_s = self._timer.stop()
         return StepResult(step_s, tokens, useful, computed - useful, failed, swap_s)
 
+    def reset(self) -> None:
+        """Forget every sequence and free every slot, keeping weights and graphs: the runner calls it between
+        replays so each strategy starts from the same empty engine."""
+        for seq in self._seqs.values():
+            self._release(seq)
+            seq.host_kv = None
+        self._seqs.clear()
+        self.last_logits.clear()
+
     def close(self) -> None:
         """Release the model, cache and graphs (idempotent); the engine cannot step afterwards."""
         self._seqs.clear()
