@@ -350,6 +350,7 @@ def run_session(options: RunOptions, console: Any = None) -> tuple[list[TrialOut
                         trial=trial,
                         run_id=run_id,
                         workload=workload,
+                        context=context,
                         engine=engine,
                         environment=environment,
                         on_progress=progress.update,
