@@ -60,6 +60,13 @@ def run(
     min_duration: float = typer.Option(10.0, "--min-duration", help="Validity: minimum run duration (s)."),
     min_requests: int = typer.Option(50, "--min-requests", help="Validity: minimum measured requests."),
     max_arrival_lag: float = typer.Option(50.0, "--max-arrival-lag-ms", help="Validity: max arrival lag p99 (ms)."),
+    threads: int = typer.Option(
+        1,
+        "--threads",
+        min=1,
+        help="torch CPU threads. 1 by default: small decode steps lose more to thread "
+        "synchronisation than they gain, badly so on a shared machine.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; print only the result paths."),
 ) -> None:
     """Replay a workload through batching strategies on a real model; save one result file per strategy."""
@@ -92,6 +99,7 @@ def run(
         request_timeout_s=request_timeout,
         telemetry_interval_s=telemetry_interval,
         validity=ValidityRules(min_duration, min_requests, max_arrival_lag),
+        threads=threads,
     )
     execute(options, quiet=quiet)
 

@@ -76,6 +76,7 @@ class RunOptions:
     csv: bool = False
     request_timeout_s: float | None = None
     telemetry_interval_s: float = 0.1
+    threads: int | None = 1  # torch intra-op threads on the CPU (None: torch's default)
     validity: ValidityRules = field(default_factory=ValidityRules)
     command: str = field(default_factory=lambda: shlex.join(["inferneo-bench", *sys.argv[1:]]))
 
@@ -275,6 +276,11 @@ def build_engine(options: RunOptions, max_num_seqs: int | None, kv_cache_tokens:
     """The torch engine (real model) or the simulated one (profile of a real engine)."""
     if options.engine == "torch":
         from inferneo_bench.engine import load_engine
+
+        if options.threads:
+            import torch
+
+            torch.set_num_threads(options.threads)
 
         return load_engine(
             options.model,
