@@ -29,7 +29,13 @@ def run(
         "(comma-separated; the seed's long names work too).",
     ),
     workload: str = typer.Option("default", "--workload", "-w", help="Shipped workload name or a spec/trace path."),
-    model: str = typer.Option("tiny", "--model", "-m", help="Preset (tiny, gpt2, llama-1b, ...) or a local HF folder."),
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        "-m",
+        help="Preset (tiny, gpt2, llama-1b, ...) or a local HF folder [default: tiny; "
+        "with --engine sim: the profile's model].",
+    ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     dtype: str | None = typer.Option(None, "--dtype", help="float32, bfloat16 or float16 (default: bf16 on CUDA)."),
     engine: str = typer.Option("torch", "--engine", help="torch (real model) or sim (profiled simulator)."),

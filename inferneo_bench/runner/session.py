@@ -54,7 +54,7 @@ def resolve_strategies(names: str) -> list[str]:
 class RunOptions:
     strategies: list[str] = field(default_factory=lambda: ["adaptive"])
     workload: str = "default"
-    model: str = "tiny"
+    model: str | None = None  # None: tiny (torch engine) or the profile's model (sim engine)
     device: str = "auto"
     dtype: str | None = None
     engine: str = "torch"  # or "sim"
