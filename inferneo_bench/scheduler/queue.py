@@ -17,6 +17,7 @@ Ordering (the heap key), smallest first:
 from __future__ import annotations
 
 import heapq
+import itertools
 from bisect import bisect_left, insort
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,7 +39,8 @@ class SchedRequest:
 class Entry:
     """One waiting request in the heaps; `alive` is cleared when it leaves the queue."""
 
-    __slots__ = ("req", "k1", "k2", "seq", "alive", "bucket")
+    __slots__ = ("req", "k1", "k2", "seq", "alive", "bucket", "uid")
+    _uids = itertools.count()
 
     def __init__(self, req: SchedRequest, k1: float, k2: float, seq: int) -> None:
         self.req = req
@@ -47,6 +49,10 @@ class Entry:
         self.seq = seq
         self.alive = True
         self.bucket: int | None = None
+        self.uid = next(Entry._uids)  # orders a re-queued request's new entry after its dead old one
+
+    def __lt__(self, other: Entry) -> bool:
+        return self.uid < other.uid
 
     @property
     def key(self) -> tuple[float, float, int]:
