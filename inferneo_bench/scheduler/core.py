@@ -81,7 +81,7 @@ class SchedulerCore:
         self._pending_events: list[str] = []
         self._apply_strategy()
         # statistics
-        self._n = {k: 0 for k in ("total", "queued", *ENDED, "preemptions", "steps", "batches")}
+        self._n = {k: 0 for k in ("total", "queued", *ENDED, "preemptions", "steps", "batches", "batches_done")}
         self._wait_sum = 0.0
         self._wait_n = 0
         self._wait_max = 0.0
@@ -312,6 +312,7 @@ class SchedulerCore:
                 memory_usage=sum(batch.mem) / len(batch.mem) if batch.mem else None,
             )
         self._batch_time_sum += record.processing_s
+        self._n["batches_done"] += 1
         if record.tpot_s is not None:
             self._tpot_sum += record.tpot_s
             self._tpot_n += 1
@@ -549,7 +550,7 @@ class SchedulerCore:
             "avg_wait_time": self._wait_sum / self._wait_n if self._wait_n else None,
             "max_wait_time": self._wait_max if self._wait_n else None,
             "avg_processing_time": (
-                (self._batch_time_sum / n["batches"] if n["batches"] else None)
+                (self._batch_time_sum / n["batches_done"] if n["batches_done"] else None)
                 if self._strategy.is_static
                 else (self._busy_s / steps if steps else None)
             ),
@@ -574,7 +575,7 @@ class SchedulerCore:
             "max_batch_size": self._max_batch,
             "avg_throughput": self._output_tokens / self._busy_s if self._busy_s > 0 else None,
             "avg_latency": (
-                (self._batch_time_sum / n["batches"] if n["batches"] else None)
+                (self._batch_time_sum / n["batches_done"] if n["batches_done"] else None)
                 if static
                 else (self._busy_s / n["steps"] if n["steps"] else None)
             ),
