@@ -150,7 +150,7 @@ class SchedulerCore:
         s = _Seq(request)
         self._ended.pop(rid, None)
         self._live[rid] = s
-        s.seq = self.queue.push(request).seq
+        s.seq = self.queue.push(request, payload=s).seq
         self._n["queued"] += 1
         if self._policy is not None:
             self._policy.on_arrival(request.arrival_s)
@@ -241,20 +241,22 @@ class SchedulerCore:
         if not ready:
             return Idle(wake_at)
         entries, _info = policy.form(self.queue, now)
-        members = [self._live[e.req.request_id] for e in entries]
+        members: list[_Seq] = [e.payload for e in entries]
         batch = _Batch(self._next_batch_id, members, policy.cap)
         self._next_batch_id += 1
         self._batch = batch
+        prompts = []
         for m in members:
             m.state = RUNNING
-            self._scheduled(m, now)
-        prompts = [m.req.prompt_tokens for m in members]
+            if m.first_scheduled_s is None:
+                self._scheduled(m, now)
+            prompts.append(m.req.prompt_tokens)
         self._padding_tokens += len(prompts) * max(prompts) - sum(prompts)
         self._n["batches"] += 1
         self._batch_sizes_sum += len(members)
         self._max_batch = max(self._max_batch, len(members))
         self._last_size = len(members)
-        seqs = [SeqStep(m.req.request_id, 0, m.req.prompt_tokens, True) for m in members]
+        seqs = [SeqStep(m.req.request_id, 0, p, True) for m, p in zip(members, prompts, strict=True)]
         return self._take_pending(StepPlan(seqs, padded=True, batch_id=batch.batch_id))
 
     def _complete_static(self, plan: StepPlan, result: StepResult, finished: Collection[str], now: float) -> None:
@@ -408,7 +410,7 @@ class SchedulerCore:
             head = self.queue.peek()
             if head is None:
                 break
-            s = self._live[head.req.request_id]
+            s = head.payload
             if not self._fits(s):
                 break
             target = s.length
@@ -480,7 +482,7 @@ class SchedulerCore:
             else:
                 s.state, s.prefilled = WAITING, 0
                 s.target = s.length
-                self.queue.push(s.req, seq=s.seq)
+                self.queue.push(s.req, seq=s.seq, payload=s)
                 plan.free.append(rid)
             plan.events.append(f"preempt {rid} ({cfg.preemption_mode}): priority {hs.req.priority} arrival needs room")
 

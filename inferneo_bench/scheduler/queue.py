@@ -39,7 +39,7 @@ class SchedRequest:
 class Entry:
     """One waiting request in the heaps; `alive` is cleared when it leaves the queue."""
 
-    __slots__ = ("req", "k1", "k2", "seq", "alive", "bucket", "uid")
+    __slots__ = ("req", "k1", "k2", "seq", "alive", "bucket", "uid", "payload")
     _uids = itertools.count()
 
     def __init__(self, req: SchedRequest, k1: float, k2: float, seq: int) -> None:
@@ -49,6 +49,7 @@ class Entry:
         self.seq = seq
         self.alive = True
         self.bucket: int | None = None
+        self.payload: object = None  # the core's per-request state, to skip a lookup per dispatch
         self.uid = next(Entry._uids)  # orders a re-queued request's new entry after its dead old one
 
     def __lt__(self, other: Entry) -> bool:
@@ -111,6 +112,10 @@ class _LazyHeap:
 
 
 class WaitingQueue:
+    """Two modes with the same interface. Plain: one priority heap (plus the arrival heap). Bucketed
+    (coalescing): one heap per prompt-length bucket and a heap of bucket heads, so taking from a bucket
+    never leaves dead entries near the top of a global heap; the head of the queue is the best bucket head."""
+
     def __init__(self, enable_priority: bool, aging_ms: float | None) -> None:
         self.enable_priority = enable_priority
         self.aging_s = None if aging_ms is None else aging_ms / 1000.0
@@ -119,12 +124,13 @@ class WaitingQueue:
         self._by_id: dict[str, Entry] = {}
         self._seq = 0
         self.tokens = 0  # sum of prompt tokens waiting
-        # coalescing buckets (built on demand)
+        # coalescing buckets (bucketed mode)
         self.bucket_width: int | None = None
         self._buckets: dict[int, _LazyHeap] = {}
         self._bucket_count: dict[int, int] = {}
         self._bucket_tokens: dict[int, int] = {}
         self._nonempty: list[int] = []  # sorted bucket ids with live entries
+        self._heads: list[tuple[float, float, int, int]] = []  # (key of a bucket's head, bucket), lazily refreshed
 
     # ---- ordering -------------------------------------------------------------------------------------
     def key_of(self, req: SchedRequest) -> tuple[float, float]:
@@ -148,18 +154,20 @@ class WaitingQueue:
     def __contains__(self, request_id: str) -> bool:
         return request_id in self._by_id
 
-    def push(self, req: SchedRequest, seq: int | None = None) -> Entry:
+    def push(self, req: SchedRequest, seq: int | None = None, payload: object = None) -> Entry:
         """Queue a request. `seq` (tie-break) is kept when a preempted request is re-queued."""
         if seq is None:
             seq = self._seq
             self._seq += 1
         k1, k2 = self.key_of(req)
         entry = Entry(req, k1, k2, seq)
+        entry.payload = payload
         self._by_id[req.request_id] = entry
-        self._prio.push(entry, k1, k2)
         self._arrival.push(entry, req.arrival_s, 0.0)
         self.tokens += req.prompt_tokens
-        if self.bucket_width is not None:
+        if self.bucket_width is None:
+            self._prio.push(entry, k1, k2)
+        else:
             self._bucket_add(entry)
         return entry
 
@@ -167,19 +175,19 @@ class WaitingQueue:
         entry.alive = False
         del self._by_id[entry.req.request_id]
         self.tokens -= entry.req.prompt_tokens
-        for heap in (self._prio, self._arrival):
-            if heap is not popped_from:
-                heap.note_dead()
-        if entry.bucket is not None:
-            b = entry.bucket
-            heap = self._buckets[b]
-            if heap is not popped_from:
-                heap.note_dead()
-            self._bucket_count[b] -= 1
-            self._bucket_tokens[b] -= entry.req.prompt_tokens
-            if self._bucket_count[b] == 0:
-                self._nonempty.pop(bisect_left(self._nonempty, b))
-                del self._buckets[b], self._bucket_count[b], self._bucket_tokens[b]
+        self._arrival.note_dead()
+        b = entry.bucket
+        if b is None:
+            if popped_from is None:
+                self._prio.note_dead()
+            return
+        if popped_from is None:
+            self._buckets[b].note_dead()
+        self._bucket_count[b] -= 1
+        self._bucket_tokens[b] -= entry.req.prompt_tokens
+        if self._bucket_count[b] == 0:
+            self._nonempty.pop(bisect_left(self._nonempty, b))
+            del self._buckets[b], self._bucket_count[b], self._bucket_tokens[b]
 
     def remove(self, request_id: str) -> Entry | None:
         """Cancel: O(1) plus amortised compaction."""
@@ -189,17 +197,92 @@ class WaitingQueue:
         return entry
 
     def peek(self) -> Entry | None:
-        return self._prio.peek()
+        if self.bucket_width is None:
+            return self._prio.peek()
+        heads = self._heads
+        while heads:
+            k1, k2, seq, b = heads[0]
+            entry = self.bucket_peek(b)
+            if entry is not None and entry.seq == seq and entry.k1 == k1 and entry.k2 == k2:
+                return entry
+            heapq.heappop(heads)  # stale: that bucket's head left; re-file the bucket under its new head
+            if entry is not None:
+                heapq.heappush(heads, (entry.k1, entry.k2, entry.seq, b))
+        return None
 
     def pop(self) -> Entry | None:
-        entry = self._prio.pop()
-        if entry is not None:
-            self._leave(entry, self._prio)
-        return entry
+        if self.bucket_width is None:
+            entry = self._prio.pop()
+            if entry is not None:
+                self._leave(entry, self._prio)
+            return entry
+        head = self.peek()
+        return None if head is None else self.bucket_pop(head.bucket)
+
+    def take_prefix(self, cap: int, budget: int, kv: int) -> list[Entry]:
+        """Pop the head while the batch fits: members <= cap, members x longest prompt <= budget, members x
+        (longest prompt + largest max_tokens) <= kv; the first always fits. The hot loop of every static
+        dispatch, flattened for the plain mode (no per-member method calls)."""
+        if self.bucket_width is not None or not self._by_id:
+            return self._take_generic(cap, budget, kv)
+        prio, arrival, by_id = self._prio, self._arrival, self._by_id
+        items, pop = prio.items, heapq.heappop
+        members: list[Entry] = []
+        lp = lm = 0
+        while len(members) < cap:
+            while items and not items[0][3].alive:
+                pop(items)
+                prio.dead -= 1
+            if not items:
+                break
+            entry = items[0][3]
+            req = entry.req
+            p = lp if lp >= req.prompt_tokens else req.prompt_tokens
+            m = lm if lm >= req.max_tokens else req.max_tokens
+            n = len(members) + 1
+            if n > 1 and (n * p > budget or n * (p + m) > kv):
+                break
+            pop(items)
+            entry.alive = False
+            del by_id[req.request_id]
+            self.tokens -= req.prompt_tokens
+            arrival.note_dead()
+            members.append(entry)
+            lp, lm = p, m
+        return members
+
+    def _take_generic(self, cap: int, budget: int, kv: int) -> list[Entry]:
+        members: list[Entry] = []
+        lp = lm = 0
+        while len(members) < cap:
+            head = self.peek()
+            if head is None:
+                break
+            req = head.req
+            p, m, n = max(lp, req.prompt_tokens), max(lm, req.max_tokens), len(members) + 1
+            if n > 1 and (n * p > budget or n * (p + m) > kv):
+                break
+            members.append(self.pop())
+            lp, lm = p, m
+        return members
 
     def top(self, k: int) -> list[Entry]:
-        """The k first entries in queue order, without removing them."""
-        return self._prio.top_live(k)
+        """The k first entries in queue order, without removing them: O(k log k) plain, O(k^2 log k) bucketed."""
+        if self.bucket_width is None:
+            return self._prio.top_live(k)
+        self.peek()  # refresh the top of the heads heap
+        heads, buckets = self._heads, []
+        frontier = [(heads[0], 0)] if heads else []
+        while frontier and len(buckets) < k:  # the k best bucket heads: global top-k lies in their buckets
+            (_, _, seq, b), i = heapq.heappop(frontier)
+            entry = self.bucket_peek(b)
+            if entry is not None and entry.seq == seq and b not in buckets:
+                buckets.append(b)
+            for child in (2 * i + 1, 2 * i + 2):
+                if child < len(heads):
+                    heapq.heappush(frontier, (heads[child], child))
+        found = [e for b in buckets for e in self._buckets[b].top_live(k)]
+        return heapq.nsmallest(k, found, key=lambda e: (e.k1, e.k2, e.seq))
 
     def oldest(self) -> Entry | None:
         return self._arrival.peek()
@@ -209,14 +292,17 @@ class WaitingQueue:
 
     # ---- coalescing buckets ---------------------------------------------------------------------------
     def enable_buckets(self, width: int | None) -> None:
-        """Maintain prompt-length buckets of `width` tokens (None: stop). Rebuilding is O(n), once."""
+        """Switch to bucketed mode with `width`-token buckets, or back to plain (None). O(n), once."""
         if width == self.bucket_width:
             return
         self.bucket_width = width
         self._buckets, self._bucket_count, self._bucket_tokens, self._nonempty = {}, {}, {}, []
+        self._heads, self._prio = [], _LazyHeap()
         for entry in self._by_id.values():
             entry.bucket = None
-            if width is not None:
+            if width is None:
+                self._prio.push(entry, entry.k1, entry.k2)
+            else:
                 self._bucket_add(entry)
 
     def _bucket_add(self, entry: Entry) -> None:
@@ -229,7 +315,13 @@ class WaitingQueue:
             self._bucket_count[b] = 0
             self._bucket_tokens[b] = 0
             insort(self._nonempty, b)
+        head = heap.peek()
         heap.push(entry, entry.k1, entry.k2)
+        if head is None or (entry.k1, entry.k2, entry.seq) < (head.k1, head.k2, head.seq):
+            heapq.heappush(self._heads, (entry.k1, entry.k2, entry.seq, b))
+            if len(self._heads) > 2 * len(self._nonempty) + 64:  # drop stale heads: O(buckets), amortised
+                self._heads = [(e.k1, e.k2, e.seq, i) for i, h in self._buckets.items() if (e := h.peek())]
+                heapq.heapify(self._heads)
         self._bucket_count[b] += 1
         self._bucket_tokens[b] += entry.req.prompt_tokens
 

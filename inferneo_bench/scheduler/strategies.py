@@ -106,13 +106,7 @@ class StaticPolicy:
         return len(queue) >= self.cap or queue.tokens >= self.budget
 
     def form(self, queue: WaitingQueue, now: float) -> tuple[list[Entry], dict]:
-        builder = _Builder(self.cap, self.budget, self.config.kv_cache_tokens)
-        while not builder.full:
-            head = queue.peek()
-            if head is None or not builder.fits(head.req):
-                break
-            builder.add(queue.pop())
-        return builder.members, {}
+        return queue.take_prefix(self.cap, self.budget, self.config.kv_cache_tokens), {}
 
     # feedback -----------------------------------------------------------------------------------------
     def on_arrival(self, now: float) -> None:
