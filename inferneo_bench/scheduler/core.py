@@ -169,6 +169,8 @@ class SchedulerCore:
             self._release(s)
             self._pending_free.append(request_id)
         elif s.state == SWAPPED:
+            self._swapped = [item for item in self._swapped if item[3] is not s]
+            heapq.heapify(self._swapped)
             self._pending_free.append(request_id)  # the engine drops the host copy
         self._end(s, CANCELLED)
         return True
@@ -426,7 +428,9 @@ class SchedulerCore:
             budget -= chunk
             prefills += 1
         if not seqs:
-            if plan.free or plan.swap_out:  # cannot happen: a preemption always makes room for a prefill
+            if (
+                plan.free or plan.swap_out or plan.swap_in
+            ):  # cannot happen: a preemption always makes room for a prefill
                 raise AssertionError("continuous plan preempted without scheduling anything")
             return Idle(None)
         self._last_size = len(seqs)
