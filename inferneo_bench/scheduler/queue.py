@@ -96,18 +96,23 @@ class _LazyHeap:
     def top_live(self, k: int) -> list[Entry]:
         """The k smallest live entries without modifying the heap: O(k log k + dead entries passed)."""
         items = self.items
-        out: list[Entry] = []
-        if not items or k <= 0:
-            return out
-        frontier = [(items[0], 0)]
         n = len(items)
-        while frontier and len(out) < k:
-            item, i = heapq.heappop(frontier)
+        out: list[Entry] = []
+        if not n or k <= 0:
+            return out
+        push, pop = heapq.heappush, heapq.heappop
+        frontier = [(items[0], 0)]
+        while frontier:
+            item, i = pop(frontier)
             if item[3].alive:
                 out.append(item[3])
-            for child in (2 * i + 1, 2 * i + 2):
-                if child < n:
-                    heapq.heappush(frontier, (items[child], child))
+                if len(out) == k:
+                    break
+            c = 2 * i + 1
+            if c < n:
+                push(frontier, (items[c], c))
+                if c + 1 < n:
+                    push(frontier, (items[c + 1], c + 1))
         return out
 
 
@@ -130,7 +135,9 @@ class WaitingQueue:
         self._bucket_count: dict[int, int] = {}
         self._bucket_tokens: dict[int, int] = {}
         self._nonempty: list[int] = []  # sorted bucket ids with live entries
-        self._heads: list[tuple[float, float, int, int]] = []  # (key of a bucket's head, bucket), lazily refreshed
+        # heap of (key of a bucket's head, bucket); an item is valid while it equals _head[bucket] (eagerly kept)
+        self._heads: list[tuple[float, float, int, int]] = []
+        self._head: dict[int, tuple[float, float, int, int]] = {}
 
     # ---- ordering -------------------------------------------------------------------------------------
     def key_of(self, req: SchedRequest) -> tuple[float, float]:
@@ -181,13 +188,25 @@ class WaitingQueue:
             if popped_from is None:
                 self._prio.note_dead()
             return
+        heap = self._buckets[b]
         if popped_from is None:
-            self._buckets[b].note_dead()
+            heap.note_dead()
         self._bucket_count[b] -= 1
         self._bucket_tokens[b] -= entry.req.prompt_tokens
         if self._bucket_count[b] == 0:
             self._nonempty.pop(bisect_left(self._nonempty, b))
-            del self._buckets[b], self._bucket_count[b], self._bucket_tokens[b]
+            del self._buckets[b], self._bucket_count[b], self._bucket_tokens[b], self._head[b]
+        elif self._head[b][2] == entry.seq:  # the bucket's head left: file its new head
+            new = heap.peek()
+            item = (new.k1, new.k2, new.seq, b)
+            self._head[b] = item
+            self._push_head(item)
+
+    def _push_head(self, item: tuple[float, float, int, int]) -> None:
+        heapq.heappush(self._heads, item)
+        if len(self._heads) > 2 * len(self._head) + 16:  # drop stale items: O(buckets), amortised
+            self._heads = list(self._head.values())
+            heapq.heapify(self._heads)
 
     def remove(self, request_id: str) -> Entry | None:
         """Cancel: O(1) plus amortised compaction."""
@@ -199,15 +218,12 @@ class WaitingQueue:
     def peek(self) -> Entry | None:
         if self.bucket_width is None:
             return self._prio.peek()
-        heads = self._heads
+        heads, head = self._heads, self._head
         while heads:
-            k1, k2, seq, b = heads[0]
-            entry = self.bucket_peek(b)
-            if entry is not None and entry.seq == seq and entry.k1 == k1 and entry.k2 == k2:
-                return entry
-            heapq.heappop(heads)  # stale: that bucket's head left; re-file the bucket under its new head
-            if entry is not None:
-                heapq.heappush(heads, (entry.k1, entry.k2, entry.seq, b))
+            item = heads[0]
+            if head.get(item[3]) == item:
+                return self._buckets[item[3]].peek()
+            heapq.heappop(heads)  # stale: that bucket's head has changed or the bucket emptied
         return None
 
     def pop(self) -> Entry | None:
@@ -270,14 +286,14 @@ class WaitingQueue:
         """The k first entries in queue order, without removing them: O(k log k) plain, O(k^2 log k) bucketed."""
         if self.bucket_width is None:
             return self._prio.top_live(k)
-        self.peek()  # refresh the top of the heads heap
-        heads, buckets = self._heads, []
+        self.peek()  # drop stale items above the best head
+        heads, head, buckets = self._heads, self._head, []
         frontier = [(heads[0], 0)] if heads else []
-        while frontier and len(buckets) < k:  # the k best bucket heads: global top-k lies in their buckets
-            (_, _, seq, b), i = heapq.heappop(frontier)
-            entry = self.bucket_peek(b)
-            if entry is not None and entry.seq == seq and b not in buckets:
-                buckets.append(b)
+        want = min(k, len(head))
+        while frontier and len(buckets) < want:  # the k best bucket heads: the global top-k lies in their buckets
+            item, i = heapq.heappop(frontier)
+            if head.get(item[3]) == item:
+                buckets.append(item[3])
             for child in (2 * i + 1, 2 * i + 2):
                 if child < len(heads):
                     heapq.heappush(frontier, (heads[child], child))
@@ -297,7 +313,7 @@ class WaitingQueue:
             return
         self.bucket_width = width
         self._buckets, self._bucket_count, self._bucket_tokens, self._nonempty = {}, {}, {}, []
-        self._heads, self._prio = [], _LazyHeap()
+        self._heads, self._head, self._prio = [], {}, _LazyHeap()
         for entry in self._by_id.values():
             entry.bucket = None
             if width is None:
@@ -315,13 +331,12 @@ class WaitingQueue:
             self._bucket_count[b] = 0
             self._bucket_tokens[b] = 0
             insort(self._nonempty, b)
-        head = heap.peek()
         heap.push(entry, entry.k1, entry.k2)
-        if head is None or (entry.k1, entry.k2, entry.seq) < (head.k1, head.k2, head.seq):
-            heapq.heappush(self._heads, (entry.k1, entry.k2, entry.seq, b))
-            if len(self._heads) > 2 * len(self._nonempty) + 64:  # drop stale heads: O(buckets), amortised
-                self._heads = [(e.k1, e.k2, e.seq, i) for i, h in self._buckets.items() if (e := h.peek())]
-                heapq.heapify(self._heads)
+        item = (entry.k1, entry.k2, entry.seq, b)
+        old = self._head.get(b)
+        if old is None or item < old:
+            self._head[b] = item
+            self._push_head(item)
         self._bucket_count[b] += 1
         self._bucket_tokens[b] += entry.req.prompt_tokens
 
