@@ -517,6 +517,8 @@ class SchedulerCore:
         """Report a computed step. `finished`: sequences that reached their end (e.g. EOS) after it; the core
         also ends a sequence at max_tokens. Sequences in result.failed end as failed. Utilization in percent."""
         _check_util(gpu_utilization)
+        if not isinstance(finished, (set, frozenset)):
+            finished = set(finished)
         self._n["steps"] += 1
         self._busy_s += result.step_s
         self._note_telemetry(gpu_utilization, memory_usage)

@@ -292,7 +292,7 @@ class WaitingQueue:
         want = min(k, len(head))
         while frontier and len(buckets) < want:  # the k best bucket heads: the global top-k lies in their buckets
             item, i = heapq.heappop(frontier)
-            if head.get(item[3]) == item:
+            if head.get(item[3]) == item and item[3] not in buckets:  # an old item can be valid again: skip repeats
                 buckets.append(item[3])
             for child in (2 * i + 1, 2 * i + 2):
                 if child < len(heads):
