@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import gc
 import math
+import os
 import platform
 import random
 import statistics
@@ -78,15 +79,19 @@ def main() -> None:
         f"plan() decision time, {args.calls} dispatch calls per cell; python {platform.python_version()}, "
         f"{platform.machine()}"
     )
-    print("CPU time of the calling thread (time.thread_time_ns), so other processes' load is mostly excluded")
-    print(f"{'strategy':<22}{'waiting':>9}{'p50 us':>10}{'p99 us':>10}{'seqs/plan':>11}")
+    print("CPU time of the calling thread (time.thread_time_ns), so other processes' load is mostly excluded;")
+    print(f"load average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"{'strategy':<22}{'waiting':>9}{'p50 us':>10}{'p99 us':>10}{'seqs/plan':>11}{'p50 us/seq':>12}")
     ratios = []
     for strategy in BatchingStrategy:
         p99 = {}
         for depth in SIZES:
             times, per_plan = bench(strategy, depth, args.calls)
             p50, p99[depth] = statistics.median(times), percentile(times, 0.99)
-            print(f"{strategy.value:<22}{depth:>9,}{p50:>10.1f}{p99[depth]:>10.1f}{per_plan:>11.1f}")
+            print(
+                f"{strategy.value:<22}{depth:>9,}{p50:>10.1f}{p99[depth]:>10.1f}"
+                f"{per_plan:>11.1f}{p50 / per_plan:>12.1f}"
+            )
         ratio = p99[100_000] / p99[1_000]
         ratios.append((strategy.value, ratio, p99[1_000]))
     log_ratio = math.log(100_000) / math.log(1_000)
