@@ -218,9 +218,12 @@ class SchedulerCore:
         return self._plan_continuous(now)
 
     def _take_pending(self, plan: StepPlan) -> StepPlan:
-        plan.free[:0] = self._pending_free
-        plan.events[:0] = self._pending_events
-        self._pending_free, self._pending_events = [], []
+        if self._pending_free:
+            plan.free[:0] = self._pending_free
+            self._pending_free = []
+        if self._pending_events:
+            plan.events[:0] = self._pending_events
+            self._pending_events = []
         return plan
 
     # static -------------------------------------------------------------------------------------------
@@ -243,22 +246,30 @@ class SchedulerCore:
         if not ready:
             return Idle(wake_at)
         entries, _info = policy.form(self.queue, now)
-        members: list[_Seq] = [e.payload for e in entries]
-        batch = _Batch(self._next_batch_id, members, policy.cap)
+        batch = _Batch(self._next_batch_id, [], policy.cap)
         self._next_batch_id += 1
         self._batch = batch
-        prompts = []
-        for m in members:
+        members, seqs = batch.members, []
+        longest = total = 0
+        for e in entries:  # flat loop: this runs for every member of every dispatched batch
+            m: _Seq = e.payload
+            members.append(m)
             m.state = RUNNING
+            req = m.req
+            p = req.prompt_tokens
             if m.first_scheduled_s is None:
                 self._scheduled(m, now)
-            prompts.append(m.req.prompt_tokens)
-        self._padding_tokens += len(prompts) * max(prompts) - sum(prompts)
+            seqs.append(SeqStep(req.request_id, 0, p, True))
+            total += p
+            if p > longest:
+                longest = p
+        n = len(members)
+        self._padding_tokens += n * longest - total
         self._n["batches"] += 1
-        self._batch_sizes_sum += len(members)
-        self._max_batch = max(self._max_batch, len(members))
-        self._last_size = len(members)
-        seqs = [SeqStep(m.req.request_id, 0, p, True) for m, p in zip(members, prompts, strict=True)]
+        self._batch_sizes_sum += n
+        if n > self._max_batch:
+            self._max_batch = n
+        self._last_size = n
         return self._take_pending(StepPlan(seqs, padded=True, batch_id=batch.batch_id))
 
     def _complete_static(self, plan: StepPlan, result: StepResult, finished: Collection[str], now: float) -> None:
