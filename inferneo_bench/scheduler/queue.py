@@ -1,17 +1,21 @@
-"""The waiting queue: a priority heap with aging, an arrival heap, and optional prompt-length buckets.
+"""The waiting queue: priority order with aging, O(1) cancel, the oldest request, prompt-length buckets.
 
-Every operation the scheduler makes per decision is O(log n) or O(1) amortised: push and pop are heap
-operations, cancel is O(1) (lazy deletion: the entry is marked dead and skipped when it surfaces), and
-the oldest waiting request is the top of a second heap keyed by arrival. Heaps are compacted when dead
-entries outnumber live ones (amortised O(1) per operation).
-
-Ordering (the heap key), smallest first:
+Ordering key, smallest first:
 - priority queue with aging (default): ``(arrival_s - priority * aging_s, arrival_s, seq)``. With continuous
   aging the effective priority of a request at time t is ``priority + (t - arrival_s) / aging_s``; comparing
   two requests' effective priorities at the same t is the same as comparing ``arrival_s - priority*aging_s``,
-  so the key never changes while a request waits and the heap stays valid.
+  so the key never changes while a request waits.
 - priority queue without aging: ``(-priority, arrival_s, seq)``.
 - FCFS (enable_priority_queue=False): ``(arrival_s, 0, seq)``.
+
+Structure: requests are split into *lanes* (one per priority level 1..10, a single lane for FCFS, or one per
+prompt-length bucket for coalescing). Within a priority lane keys grow with arrival, so a lane is a FIFO
+deque (O(1) push and pop, and cache-friendly at any depth); a request pushed out of order (a re-queued
+preempted request, or a bucket lane's mix of priorities) goes to the lane's side heap (O(log n)). A heap of
+lane heads (one valid item per lane, updated eagerly, stale items skipped) gives the head of the whole
+queue in O(log lanes). The oldest waiting request is the head of one more lane keyed by arrival. Cancel is
+O(1): the entry is marked dead and skipped when it reaches the front; a lane is compacted when its dead
+entries outnumber its live ones by 1024 (amortised O(1)).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from bisect import bisect_left, insort
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -37,9 +42,9 @@ class SchedRequest:
 
 
 class Entry:
-    """One waiting request in the heaps; `alive` is cleared when it leaves the queue."""
+    """One waiting request; `alive` is cleared when it leaves the queue."""
 
-    __slots__ = ("req", "k1", "k2", "seq", "alive", "bucket", "uid", "payload")
+    __slots__ = ("req", "k1", "k2", "seq", "alive", "bucket", "uid", "payload", "lane", "item")
     _uids = itertools.count()
 
     def __init__(self, req: SchedRequest, k1: float, k2: float, seq: int) -> None:
@@ -49,8 +54,10 @@ class Entry:
         self.seq = seq
         self.alive = True
         self.bucket: int | None = None
-        self.payload: object = None  # the core's per-request state, to skip a lookup per dispatch
         self.uid = next(Entry._uids)  # orders a re-queued request's new entry after its dead old one
+        self.payload: object = None  # the core's per-request state, to skip a lookup per dispatch
+        self.lane = 0  # the lane (priority level, or bucket) that holds it
+        self.item: tuple = ()  # its (k1, k2, seq, entry) tuple in that lane
 
     def __lt__(self, other: Entry) -> bool:
         return self.uid < other.uid
@@ -60,84 +67,101 @@ class Entry:
         return (self.k1, self.k2, self.seq)
 
 
-class _LazyHeap:
-    """Min-heap of (k1, k2, seq, entry) with lazy deletion and compaction."""
+class _Lane:
+    """Items (k1, k2, seq, entry) in key order: a FIFO deque for in-order pushes, a side heap for the rest."""
 
-    __slots__ = ("items", "dead")
+    __slots__ = ("dq", "side", "last", "live", "dead")
 
     def __init__(self) -> None:
-        self.items: list[tuple[float, float, int, Entry]] = []
+        self.dq: deque[tuple] = deque()
+        self.side: list[tuple] = []
+        self.last: tuple | None = None
+        self.live = 0
         self.dead = 0
 
-    def push(self, entry: Entry, k1: float, k2: float) -> None:
-        heapq.heappush(self.items, (k1, k2, entry.seq, entry))
+    def push(self, item: tuple) -> None:
+        self.live += 1
+        if self.last is None or self.last < item:
+            self.dq.append(item)
+            self.last = item
+        else:
+            heapq.heappush(self.side, item)
 
-    def _clean(self) -> None:
-        items = self.items
-        while items and not items[0][3].alive:
-            heapq.heappop(items)
+    def head(self) -> tuple | None:
+        dq, side = self.dq, self.side
+        while dq and not dq[0][3].alive:
+            dq.popleft()
             self.dead -= 1
+        while side and not side[0][3].alive:
+            heapq.heappop(side)
+            self.dead -= 1
+        if dq:
+            return side[0] if side and side[0] < dq[0] else dq[0]
+        return side[0] if side else None
 
-    def peek(self) -> Entry | None:
-        self._clean()
-        return self.items[0][3] if self.items else None
-
-    def pop(self) -> Entry | None:
-        self._clean()
-        return heapq.heappop(self.items)[3] if self.items else None
+    def remove_head(self, item: tuple) -> None:
+        """Remove `item`, the lane's first live item."""
+        dq = self.dq
+        while dq and not dq[0][3].alive:
+            dq.popleft()
+            self.dead -= 1
+        if dq and dq[0] is item:
+            dq.popleft()
+        else:
+            side = self.side
+            while not side[0][3].alive:
+                heapq.heappop(side)
+                self.dead -= 1
+            heapq.heappop(side)
+        self.live -= 1
 
     def note_dead(self) -> None:
+        self.live -= 1
         self.dead += 1
-        if self.dead > len(self.items) - self.dead + _COMPACT_SLACK:
-            self.items = [item for item in self.items if item[3].alive]
-            heapq.heapify(self.items)
+        if self.dead > self.live + _COMPACT_SLACK:
+            self.dq = deque(x for x in self.dq if x[3].alive)
+            self.side = [x for x in self.side if x[3].alive]
+            heapq.heapify(self.side)
             self.dead = 0
 
-    def top_live(self, k: int) -> list[Entry]:
-        """The k smallest live entries without modifying the heap: O(k log k + dead entries passed)."""
-        items = self.items
-        n = len(items)
-        out: list[Entry] = []
-        if not n or k <= 0:
-            return out
-        push, pop = heapq.heappush, heapq.heappop
-        frontier = [(items[0], 0)]
-        while frontier:
-            item, i = pop(frontier)
+    def top(self, k: int) -> list[tuple]:
+        """The k first live items, without removing them."""
+        out = []
+        for item in self.dq:
             if item[3].alive:
-                out.append(item[3])
+                out.append(item)
                 if len(out) == k:
                     break
-            c = 2 * i + 1
-            if c < n:
-                push(frontier, (items[c], c))
-                if c + 1 < n:
-                    push(frontier, (items[c + 1], c + 1))
-        return out
+        side = self.side
+        if side:
+            frontier, n, got = [(side[0], 0)], len(side), 0
+            while frontier and got < k:
+                item, i = heapq.heappop(frontier)
+                if item[3].alive:
+                    out.append(item)
+                    got += 1
+                c = 2 * i + 1
+                if c < n:
+                    heapq.heappush(frontier, (side[c], c))
+                    if c + 1 < n:
+                        heapq.heappush(frontier, (side[c + 1], c + 1))
+        return heapq.nsmallest(k, out)
 
 
 class WaitingQueue:
-    """Two modes with the same interface. Plain: one priority heap (plus the arrival heap). Bucketed
-    (coalescing): one heap per prompt-length bucket and a heap of bucket heads, so taking from a bucket
-    never leaves dead entries near the top of a global heap; the head of the queue is the best bucket head."""
-
     def __init__(self, enable_priority: bool, aging_ms: float | None) -> None:
         self.enable_priority = enable_priority
         self.aging_s = None if aging_ms is None else aging_ms / 1000.0
-        self._prio = _LazyHeap()
-        self._arrival = _LazyHeap()
         self._by_id: dict[str, Entry] = {}
         self._seq = 0
         self.tokens = 0  # sum of prompt tokens waiting
-        # coalescing buckets (bucketed mode)
-        self.bucket_width: int | None = None
-        self._buckets: dict[int, _LazyHeap] = {}
-        self._bucket_count: dict[int, int] = {}
+        self._arrival = _Lane()  # items (arrival_s, 0.0, seq, entry)
+        self._lanes: dict[int, _Lane] = {}
+        self._heads: list[tuple] = []  # heap of lane-head items; an item is valid while _head[lane] is it
+        self._head: dict[int, tuple] = {}
+        self.bucket_width: int | None = None  # set: lanes are prompt-length buckets (coalescing)
         self._bucket_tokens: dict[int, int] = {}
         self._nonempty: list[int] = []  # sorted bucket ids with live entries
-        # heap of (key of a bucket's head, bucket); an item is valid while it equals _head[bucket] (eagerly kept)
-        self._heads: list[tuple[float, float, int, int]] = []
-        self._head: dict[int, tuple[float, float, int, int]] = {}
 
     # ---- ordering -------------------------------------------------------------------------------------
     def key_of(self, req: SchedRequest) -> tuple[float, float]:
@@ -153,6 +177,11 @@ class WaitingQueue:
         if self.aging_s is None:
             return float(req.priority)
         return req.priority + max(0.0, now - req.arrival_s) / self.aging_s
+
+    def _lane_of(self, req: SchedRequest) -> int:
+        if self.bucket_width is not None:
+            return req.prompt_tokens // self.bucket_width
+        return req.priority if self.enable_priority else 0
 
     # ---- basic operations -----------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -170,196 +199,177 @@ class WaitingQueue:
         entry = Entry(req, k1, k2, seq)
         entry.payload = payload
         self._by_id[req.request_id] = entry
-        self._arrival.push(entry, req.arrival_s, 0.0)
+        self._arrival.push((req.arrival_s, 0.0, seq, entry))
         self.tokens += req.prompt_tokens
-        if self.bucket_width is None:
-            self._prio.push(entry, k1, k2)
-        else:
-            self._bucket_add(entry)
+        self._file(entry)
         return entry
 
-    def _leave(self, entry: Entry, popped_from: _LazyHeap | None) -> None:
-        entry.alive = False
-        del self._by_id[entry.req.request_id]
-        self.tokens -= entry.req.prompt_tokens
-        self._arrival.note_dead()
-        b = entry.bucket
-        if b is None:
-            if popped_from is None:
-                self._prio.note_dead()
-            return
-        heap = self._buckets[b]
-        if popped_from is None:
-            heap.note_dead()
-        self._bucket_count[b] -= 1
-        self._bucket_tokens[b] -= entry.req.prompt_tokens
-        if self._bucket_count[b] == 0:
-            self._nonempty.pop(bisect_left(self._nonempty, b))
-            del self._buckets[b], self._bucket_count[b], self._bucket_tokens[b], self._head[b]
-        elif self._head[b][2] == entry.seq:  # the bucket's head left: file its new head
-            new = heap.peek()
-            item = (new.k1, new.k2, new.seq, b)
-            self._head[b] = item
-            self._push_head(item)
+    def _file(self, entry: Entry) -> None:
+        lane_id = self._lane_of(entry.req)
+        entry.lane = lane_id
+        item = entry.item = (entry.k1, entry.k2, entry.seq, entry)
+        lane = self._lanes.get(lane_id)
+        if lane is None:
+            lane = self._lanes[lane_id] = _Lane()
+            if self.bucket_width is not None:
+                self._bucket_tokens[lane_id] = 0
+                insort(self._nonempty, lane_id)
+        if self.bucket_width is not None:
+            entry.bucket = lane_id
+            self._bucket_tokens[lane_id] += entry.req.prompt_tokens
+        lane.push(item)
+        old = self._head.get(lane_id)
+        if old is None or item < old:
+            self._set_head(lane_id, item)
 
-    def _push_head(self, item: tuple[float, float, int, int]) -> None:
+    def _set_head(self, lane_id: int, item: tuple) -> None:
+        self._head[lane_id] = item
         heapq.heappush(self._heads, item)
-        if len(self._heads) > 2 * len(self._head) + 16:  # drop stale items: O(buckets), amortised
+        if len(self._heads) > 2 * len(self._head) + 16:  # drop stale items: O(lanes), amortised
             self._heads = list(self._head.values())
             heapq.heapify(self._heads)
 
+    def _drop_lane(self, lane_id: int) -> None:
+        del self._lanes[lane_id], self._head[lane_id]
+        if self.bucket_width is not None:
+            self._nonempty.pop(bisect_left(self._nonempty, lane_id))
+            del self._bucket_tokens[lane_id]
+
+    def _pop_item(self, item: tuple) -> None:
+        """Remove a lane's head item and do the leaving bookkeeping (the hot path of every dispatch)."""
+        entry = item[3]
+        lane_id = entry.lane
+        lane = self._lanes[lane_id]
+        lane.remove_head(item)
+        entry.alive = False
+        req = entry.req
+        del self._by_id[req.request_id]
+        self.tokens -= req.prompt_tokens
+        self._arrival.note_dead()
+        if self.bucket_width is not None:
+            self._bucket_tokens[lane_id] -= req.prompt_tokens
+        if lane.live == 0:
+            self._drop_lane(lane_id)
+        else:
+            self._set_head(lane_id, lane.head())
+
     def remove(self, request_id: str) -> Entry | None:
-        """Cancel: O(1) plus amortised compaction."""
+        """Cancel: O(1) plus amortised compaction; the entry stays in its lane, dead, until it surfaces."""
         entry = self._by_id.get(request_id)
-        if entry is not None:
-            self._leave(entry, None)
+        if entry is None:
+            return None
+        entry.alive = False
+        req = entry.req
+        del self._by_id[request_id]
+        self.tokens -= req.prompt_tokens
+        self._arrival.note_dead()
+        lane_id = entry.lane
+        lane = self._lanes[lane_id]
+        lane.note_dead()
+        if self.bucket_width is not None:
+            self._bucket_tokens[lane_id] -= req.prompt_tokens
+        if lane.live == 0:
+            self._drop_lane(lane_id)
+        elif self._head[lane_id] is entry.item:  # the lane's head left: file its new head
+            self._set_head(lane_id, lane.head())
         return entry
 
-    def peek(self) -> Entry | None:
-        if self.bucket_width is None:
-            return self._prio.peek()
-        heads, head = self._heads, self._head
+    def _head_item(self) -> tuple | None:
+        heads, head_of = self._heads, self._head
         while heads:
             item = heads[0]
-            if head.get(item[3]) == item:
-                return self._buckets[item[3]].peek()
-            heapq.heappop(heads)  # stale: that bucket's head has changed or the bucket emptied
+            if head_of.get(item[3].lane) is item:
+                return item
+            heapq.heappop(heads)  # stale: that lane's head has changed or the lane emptied
         return None
 
+    def peek(self) -> Entry | None:
+        item = self._head_item()
+        return None if item is None else item[3]
+
     def pop(self) -> Entry | None:
-        if self.bucket_width is None:
-            entry = self._prio.pop()
-            if entry is not None:
-                self._leave(entry, self._prio)
-            return entry
-        head = self.peek()
-        return None if head is None else self.bucket_pop(head.bucket)
+        item = self._head_item()
+        if item is None:
+            return None
+        self._pop_item(item)
+        return item[3]
 
     def take_prefix(self, cap: int, budget: int, kv: int) -> list[Entry]:
         """Pop the head while the batch fits: members <= cap, members x longest prompt <= budget, members x
-        (longest prompt + largest max_tokens) <= kv; the first always fits. The hot loop of every static
-        dispatch, flattened for the plain mode (no per-member method calls)."""
-        if self.bucket_width is not None or not self._by_id:
-            return self._take_generic(cap, budget, kv)
-        prio, arrival, by_id = self._prio, self._arrival, self._by_id
-        items, pop = prio.items, heapq.heappop
+        (longest prompt + largest max_tokens) <= kv; the first always fits."""
         members: list[Entry] = []
         lp = lm = 0
         while len(members) < cap:
-            while items and not items[0][3].alive:
-                pop(items)
-                prio.dead -= 1
-            if not items:
+            item = self._head_item()
+            if item is None:
                 break
-            entry = items[0][3]
-            req = entry.req
+            req = item[3].req
             p = lp if lp >= req.prompt_tokens else req.prompt_tokens
             m = lm if lm >= req.max_tokens else req.max_tokens
             n = len(members) + 1
             if n > 1 and (n * p > budget or n * (p + m) > kv):
                 break
-            pop(items)
-            entry.alive = False
-            del by_id[req.request_id]
-            self.tokens -= req.prompt_tokens
-            arrival.note_dead()
-            members.append(entry)
-            lp, lm = p, m
-        return members
-
-    def _take_generic(self, cap: int, budget: int, kv: int) -> list[Entry]:
-        members: list[Entry] = []
-        lp = lm = 0
-        while len(members) < cap:
-            head = self.peek()
-            if head is None:
-                break
-            req = head.req
-            p, m, n = max(lp, req.prompt_tokens), max(lm, req.max_tokens), len(members) + 1
-            if n > 1 and (n * p > budget or n * (p + m) > kv):
-                break
-            members.append(self.pop())
+            self._pop_item(item)
+            members.append(item[3])
             lp, lm = p, m
         return members
 
     def top(self, k: int) -> list[Entry]:
-        """The k first entries in queue order, without removing them: O(k log k) plain, O(k^2 log k) bucketed."""
-        if self.bucket_width is None:
-            return self._prio.top_live(k)
-        self.peek()  # drop stale items above the best head
-        heads, head, buckets = self._heads, self._head, []
+        """The k first entries in queue order, without removing them: O(k^2 log k) plus stale items passed."""
+        self._head_item()  # drop stale items above the best head
+        heads, head_of, lanes = self._heads, self._head, []
         frontier = [(heads[0], 0)] if heads else []
-        want = min(k, len(head))
-        while frontier and len(buckets) < want:  # the k best bucket heads: the global top-k lies in their buckets
+        want = min(k, len(head_of))
+        while frontier and len(lanes) < want:  # the k best lane heads: the global top-k lies in their lanes
             item, i = heapq.heappop(frontier)
-            if head.get(item[3]) == item and item[3] not in buckets:  # an old item can be valid again: skip repeats
-                buckets.append(item[3])
+            lane_id = item[3].lane
+            if head_of.get(lane_id) is item and lane_id not in lanes:
+                lanes.append(lane_id)
             for child in (2 * i + 1, 2 * i + 2):
                 if child < len(heads):
                     heapq.heappush(frontier, (heads[child], child))
-        found = [e for b in buckets for e in self._buckets[b].top_live(k)]
-        return heapq.nsmallest(k, found, key=lambda e: (e.k1, e.k2, e.seq))
+        found = [item for lane_id in lanes for item in self._lanes[lane_id].top(k)]
+        return [item[3] for item in heapq.nsmallest(k, found)]
 
     def oldest(self) -> Entry | None:
-        return self._arrival.peek()
+        item = self._arrival.head()
+        return None if item is None else item[3]
 
     def entries(self) -> Iterator[Entry]:
         return iter(self._by_id.values())
 
     # ---- coalescing buckets ---------------------------------------------------------------------------
     def enable_buckets(self, width: int | None) -> None:
-        """Switch to bucketed mode with `width`-token buckets, or back to plain (None). O(n), once."""
+        """Lanes become `width`-token prompt buckets (None: priority lanes again). O(n log n), once per switch."""
         if width == self.bucket_width:
             return
         self.bucket_width = width
-        self._buckets, self._bucket_count, self._bucket_tokens, self._nonempty = {}, {}, {}, []
-        self._heads, self._head, self._prio = [], {}, _LazyHeap()
-        for entry in self._by_id.values():
+        self._lanes, self._heads, self._head, self._bucket_tokens, self._nonempty = {}, [], {}, {}, []
+        for entry in sorted(self._by_id.values(), key=lambda e: e.key):
             entry.bucket = None
-            if width is None:
-                self._prio.push(entry, entry.k1, entry.k2)
-            else:
-                self._bucket_add(entry)
-
-    def _bucket_add(self, entry: Entry) -> None:
-        assert self.bucket_width is not None
-        b = entry.req.prompt_tokens // self.bucket_width
-        entry.bucket = b
-        heap = self._buckets.get(b)
-        if heap is None:
-            heap = self._buckets[b] = _LazyHeap()
-            self._bucket_count[b] = 0
-            self._bucket_tokens[b] = 0
-            insort(self._nonempty, b)
-        heap.push(entry, entry.k1, entry.k2)
-        item = (entry.k1, entry.k2, entry.seq, b)
-        old = self._head.get(b)
-        if old is None or item < old:
-            self._head[b] = item
-            self._push_head(item)
-        self._bucket_count[b] += 1
-        self._bucket_tokens[b] += entry.req.prompt_tokens
+            self._file(entry)
 
     def bucket_of(self, prompt_tokens: int) -> int:
         assert self.bucket_width is not None
         return prompt_tokens // self.bucket_width
 
     def bucket_count(self, b: int) -> int:
-        return self._bucket_count.get(b, 0)
+        lane = self._lanes.get(b) if self.bucket_width is not None else None
+        return lane.live if lane is not None else 0
 
     def bucket_tokens(self, b: int) -> int:
         return self._bucket_tokens.get(b, 0)
 
     def bucket_peek(self, b: int) -> Entry | None:
-        heap = self._buckets.get(b)
-        return heap.peek() if heap is not None else None
+        item = self._head.get(b) if self.bucket_width is not None else None
+        return None if item is None else item[3]
 
     def bucket_pop(self, b: int) -> Entry | None:
-        heap = self._buckets.get(b)
-        entry = heap.pop() if heap is not None else None
-        if entry is not None:
-            self._leave(entry, heap)
-        return entry
+        item = self._head.get(b) if self.bucket_width is not None else None
+        if item is None:
+            return None
+        self._pop_item(item)
+        return item[3]
 
     def nearest_buckets(self, b: int) -> Iterator[int]:
         """Non-empty buckets other than b, nearest first (ties: the shorter bucket first)."""
@@ -379,4 +389,4 @@ class WaitingQueue:
         if self.bucket_width is None:
             return {}
         w = self.bucket_width
-        return {f"{b * w}-{(b + 1) * w - 1}": self._bucket_count[b] for b in self._nonempty}
+        return {f"{b * w}-{(b + 1) * w - 1}": self._lanes[b].live for b in self._nonempty}
