@@ -124,29 +124,6 @@ class _Lane:
             heapq.heapify(self.side)
             self.dead = 0
 
-    def top(self, k: int) -> list[tuple]:
-        """The k first live items, without removing them."""
-        out = []
-        for item in self.dq:
-            if item[3].alive:
-                out.append(item)
-                if len(out) == k:
-                    break
-        side = self.side
-        if side:
-            frontier, n, got = [(side[0], 0)], len(side), 0
-            while frontier and got < k:
-                item, i = heapq.heappop(frontier)
-                if item[3].alive:
-                    out.append(item)
-                    got += 1
-                c = 2 * i + 1
-                if c < n:
-                    heapq.heappush(frontier, (side[c], c))
-                    if c + 1 < n:
-                        heapq.heappush(frontier, (side[c + 1], c + 1))
-        return heapq.nsmallest(k, out)
-
 
 class WaitingQueue:
     def __init__(self, enable_priority: bool, aging_ms: float | None) -> None:
@@ -328,8 +305,30 @@ class WaitingQueue:
             for child in (2 * i + 1, 2 * i + 2):
                 if child < len(heads):
                     heapq.heappush(frontier, (heads[child], child))
-        found = [item for lane_id in lanes for item in self._lanes[lane_id].top(k)]
-        return [item[3] for item in heapq.nsmallest(k, found)]
+        # k-way merge over those lanes, walking each lane's deque in order and its side heap as a tree
+        merge: list[tuple] = []
+        for lane_id in lanes:
+            lane = self._lanes[lane_id]
+            if lane.dq:
+                merge.append((lane.dq[0], 0, lane_id, 0))
+            if lane.side:
+                merge.append((lane.side[0], 1, lane_id, 0))
+        heapq.heapify(merge)
+        out: list[Entry] = []
+        while merge and len(out) < k:
+            item, kind, lane_id, i = heapq.heappop(merge)
+            if item[3].alive:
+                out.append(item[3])
+            lane = self._lanes[lane_id]
+            if kind == 0:
+                if i + 1 < len(lane.dq):
+                    heapq.heappush(merge, (lane.dq[i + 1], 0, lane_id, i + 1))
+            else:
+                side, c = lane.side, 2 * i + 1
+                for child in (c, c + 1):
+                    if child < len(side):
+                        heapq.heappush(merge, (side[child], 1, lane_id, child))
+        return out
 
     def oldest(self) -> Entry | None:
         item = self._arrival.head()
