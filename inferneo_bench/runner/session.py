@@ -283,13 +283,13 @@ def build_engine(options: RunOptions, max_num_seqs: int | None, kv_cache_tokens:
             torch.set_num_threads(options.threads)
 
         return load_engine(
-            options.model,
+            options.model or "tiny",
             device=options.device,
             dtype=options.dtype,
             max_num_seqs=max_num_seqs,
             max_model_len=options.max_model_len,
             kv_cache_tokens=kv_cache_tokens,
-            seed=options.seed,
+            seed=options.seed or 0,
         )
     if options.engine == "sim":
         from inferneo_bench.engine.profile import load_profile
@@ -298,10 +298,10 @@ def build_engine(options: RunOptions, max_num_seqs: int | None, kv_cache_tokens:
         if not options.profile:
             raise UserError("--engine sim needs --profile NAME|FILE (e.g. --profile tiny-cpu)")
         return SimEngine(
-            load_profile(options.profile),
+            load_profile(options.profile, model=options.model),
             max_num_seqs=max_num_seqs,
             max_model_len=options.max_model_len,
-            seed=options.seed,
+            seed=options.seed or 0,
         )
     raise UserError(f"--engine {options.engine!r}: choose torch or sim")
 
