@@ -29,7 +29,13 @@ def run(
         "(comma-separated; the seed's long names work too).",
     ),
     workload: str = typer.Option("default", "--workload", "-w", help="Shipped workload name or a spec/trace path."),
-    model: str = typer.Option("tiny", "--model", "-m", help="Preset (tiny, gpt2, llama-1b, ...) or a local HF folder."),
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        "-m",
+        help="Preset (tiny, gpt2, llama-1b, ...) or a local HF folder [default: tiny; "
+        "with --engine sim: the profile's model].",
+    ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     dtype: str | None = typer.Option(None, "--dtype", help="float32, bfloat16 or float16 (default: bf16 on CUDA)."),
     engine: str = typer.Option("torch", "--engine", help="torch (real model) or sim (profiled simulator)."),
@@ -60,6 +66,13 @@ def run(
     min_duration: float = typer.Option(10.0, "--min-duration", help="Validity: minimum run duration (s)."),
     min_requests: int = typer.Option(50, "--min-requests", help="Validity: minimum measured requests."),
     max_arrival_lag: float = typer.Option(50.0, "--max-arrival-lag-ms", help="Validity: max arrival lag p99 (ms)."),
+    threads: int = typer.Option(
+        1,
+        "--threads",
+        min=1,
+        help="torch CPU threads. 1 by default: small decode steps lose more to thread "
+        "synchronisation than they gain, badly so on a shared machine.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; print only the result paths."),
 ) -> None:
     """Replay a workload through batching strategies on a real model; save one result file per strategy."""
@@ -92,6 +105,7 @@ def run(
         request_timeout_s=request_timeout,
         telemetry_interval_s=telemetry_interval,
         validity=ValidityRules(min_duration, min_requests, max_arrival_lag),
+        threads=threads,
     )
     execute(options, quiet=quiet)
 

@@ -54,7 +54,7 @@ def resolve_strategies(names: str) -> list[str]:
 class RunOptions:
     strategies: list[str] = field(default_factory=lambda: ["adaptive"])
     workload: str = "default"
-    model: str = "tiny"
+    model: str | None = None  # None: tiny (torch engine) or the profile's model (sim engine)
     device: str = "auto"
     dtype: str | None = None
     engine: str = "torch"  # or "sim"
@@ -76,6 +76,7 @@ class RunOptions:
     csv: bool = False
     request_timeout_s: float | None = None
     telemetry_interval_s: float = 0.1
+    threads: int | None = 1  # torch intra-op threads on the CPU (None: torch's default)
     validity: ValidityRules = field(default_factory=ValidityRules)
     command: str = field(default_factory=lambda: shlex.join(["inferneo-bench", *sys.argv[1:]]))
 
@@ -276,14 +277,19 @@ def build_engine(options: RunOptions, max_num_seqs: int | None, kv_cache_tokens:
     if options.engine == "torch":
         from inferneo_bench.engine import load_engine
 
+        if options.threads:
+            import torch
+
+            torch.set_num_threads(options.threads)
+
         return load_engine(
-            options.model,
+            options.model or "tiny",
             device=options.device,
             dtype=options.dtype,
             max_num_seqs=max_num_seqs,
             max_model_len=options.max_model_len,
             kv_cache_tokens=kv_cache_tokens,
-            seed=options.seed,
+            seed=options.seed or 0,
         )
     if options.engine == "sim":
         from inferneo_bench.engine.profile import load_profile
@@ -292,10 +298,10 @@ def build_engine(options: RunOptions, max_num_seqs: int | None, kv_cache_tokens:
         if not options.profile:
             raise UserError("--engine sim needs --profile NAME|FILE (e.g. --profile tiny-cpu)")
         return SimEngine(
-            load_profile(options.profile),
+            load_profile(options.profile, model=options.model),
             max_num_seqs=max_num_seqs,
             max_model_len=options.max_model_len,
-            seed=options.seed,
+            seed=options.seed or 0,
         )
     raise UserError(f"--engine {options.engine!r}: choose torch or sim")
 
@@ -350,6 +356,7 @@ def run_session(options: RunOptions, console: Any = None) -> tuple[list[TrialOut
                         trial=trial,
                         run_id=run_id,
                         workload=workload,
+                        context=context,
                         engine=engine,
                         environment=environment,
                         on_progress=progress.update,

@@ -1,0 +1,132 @@
+"""`inferneo-bench run` end to end on the CPU: result files, exact recomputation of every summary from its
+own records, error messages, Ctrl-C, repeats and CSV."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from inferneo_bench import results
+from inferneo_bench.metrics import summarize
+
+FAST = [
+    "--workload",
+    "default",
+    "--num-requests",
+    "16",
+    "--time-scale",
+    "8",
+    "--model",
+    "tiny",
+    "--min-duration",
+    "0",
+    "--min-requests",
+    "1",
+    "--quiet",
+]
+
+
+def run_ok(cli, tmp_path, *args):
+    code, out, err = cli("run", *FAST, "--out", str(tmp_path), "--run-id", "t", *args)
+    assert code == 0, err
+    return [results.load(line) for line in out.split()]
+
+
+def assert_recomputes(result: results.RunResult) -> None:
+    assert summarize(result.requests, result.steps, result.telemetry, result.summary["slo"]) == result.summary
+
+
+def test_torch_run_saves_results_that_recompute_exactly(cli, tmp_path):
+    loaded = run_ok(cli, tmp_path, "--strategy", "fixed,continuous", "--slo", "ttft_ms=2000,tpot_ms=500", "--csv")
+    assert [r.strategy["name"] for r in loaded] == ["fixed_size", "continuous"]
+    for r in loaded:
+        assert r.run.engine == "torch" and r.run.status == "completed"
+        assert r.model["name"] == "tiny" and r.model["device_type"] == "cpu"
+        assert r.summary["completed"] == 16 and r.summary["request_goodput"] is not None
+        assert r.telemetry["available"] is False and r.telemetry["reason"]
+        assert r.summary["gpu_util_mean"] is None  # nothing invented without NVML
+        assert r.run.validity["valid"], r.run.validity
+        assert_recomputes(r)
+    assert loaded[0].summary["padding_waste_frac"] > 0  # static batches pad prompts
+    assert loaded[1].summary["padding_waste_frac"] == 0  # continuous does not
+    rows = list(csv.DictReader((tmp_path / "t" / "fixed_size.requests.csv").open()))
+    assert len(rows) == 16 and rows[0]["status"] == "completed"
+
+
+def test_repeat_writes_one_file_per_trial(cli, tmp_path):
+    loaded = run_ok(cli, tmp_path, "--strategy", "latency", "--repeat", "2", "--num-requests", "6")
+    assert [r.run.trial for r in loaded] == [1, 2]
+    assert sorted(p.name for p in (tmp_path / "t").iterdir()) == [
+        "latency_optimized-trial1.json",
+        "latency_optimized-trial2.json",
+    ]
+
+
+def test_rejections_are_counted_not_fatal(cli, tmp_path):
+    (r,) = run_ok(cli, tmp_path, "--strategy", "continuous", "--max-model-len", "200")
+    s = r.summary
+    assert s["rejected"] > 0 and s["completed"] + s["rejected"] + s["failed"] + s["cancelled"] == 16
+    assert all("exceeds the model context 200" in x.reason for x in r.requests if x.status == "rejected")
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--strategy", "fastest"], "unknown strategy 'fastest'"),
+        (["--set", "max_num_seqz=4"], "unknown SchedulerConfig field"),
+        (["--set", "max_num_seqs=many"], "'many' is not a valid value for max_num_seqs"),
+        (["--set", "max_num_seqs=0"], "max_num_seqs"),
+        (["--slo", "ttft=5"], "--slo 'ttft=5'"),
+        (["--workload", "nope/missing.csv"], "missing.csv"),
+        (["--max-model-len", "40"], "exceed the model context of 40 tokens"),
+        (["--engine", "sim", "--profile", "no-such-profile"], "no-such-profile"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(cli, tmp_path, args, expected):
+    code, out, err = cli("run", *FAST, "--out", str(tmp_path), *args)
+    assert code == 2, (out, err)
+    assert expected in err and err.strip().count("\n") == 0 and "Traceback" not in err
+
+
+def test_ctrl_c_saves_partial_result(cli, tmp_path, monkeypatch):
+    from inferneo_bench.engine.torch_engine import TorchEngine
+
+    original = TorchEngine.step
+    calls = {"n": 0}
+
+    def interrupting_step(self, plan):
+        calls["n"] += 1
+        if calls["n"] == 12:
+            raise KeyboardInterrupt
+        return original(self, plan)
+
+    monkeypatch.setattr(TorchEngine, "step", interrupting_step)
+    code, out, err = cli("run", *FAST, "--out", str(tmp_path), "--run-id", "t", "--strategy", "fixed,continuous")
+    assert code == 130 and "interrupted" in err
+    (path,) = out.split()  # the second strategy never started
+    r = results.load(path)
+    assert r.run.status == "interrupted" and not r.run.validity["valid"]
+    assert any(x.status == "cancelled" for x in r.requests)
+    assert len(r.requests) == 16 and all(x.status != "pending" for x in r.requests)
+    assert_recomputes(r)
+
+
+def test_result_file_is_json_with_the_contract_keys(cli, tmp_path):
+    (r,) = run_ok(cli, tmp_path, "--strategy", "adaptive", "--num-requests", "4")
+    data = json.loads((tmp_path / "t" / "adaptive.json").read_text())
+    assert list(data) == list(results.TOP_LEVEL_KEYS)
+    for key in (
+        "completed",
+        "request_throughput",
+        "output_throughput",
+        "mean_ttft_ms",
+        "p99_itl_ms",
+        "median_e2el_ms",
+        "std_tpot_ms",
+        "arrival_lag_p99_ms",
+        "harness_overhead_frac",
+    ):
+        assert key in data["summary"]
+    assert data["strategy"]["stats"]["total_requests"] == 4
