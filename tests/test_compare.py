@@ -304,5 +304,5 @@ def test_seed_claims_from_invalid_runs_say_so():
     mine.run.validity = {"valid": False, "failed": ["8 measured requests < minimum 50"]}
     got = {c.dimension: c for c in seed.check_claims([base, mine]) if c.strategy == "adaptive"}
     assert got["throughput"].verdict == "held"
-    assert got["throughput"].detail == "within range; from an INVALID adaptive run, not conclusive"
+    assert got["throughput"].detail == "within range (INVALID run)"
     assert got["gpu_utilization"].detail == "no GPU telemetry (NVML)"  # not measurable: nothing to qualify
