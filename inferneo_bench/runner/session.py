@@ -241,7 +241,11 @@ def run_trial(
         trial=trial,
         label=options.label,
     )
-    strategy_info = {"name": strategy, "config": dataclasses.asdict(config), "stats": core.batching_stats()}
+    strategy_info = {
+        "name": strategy,
+        "config": dataclasses.asdict(config),
+        "stats": {**core.stats(), **core.batching_stats()},
+    }
     result = results.RunResult(
         run=run,
         environment=environment,
