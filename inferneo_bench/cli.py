@@ -12,6 +12,7 @@ import typer
 
 from inferneo_bench import __version__
 from inferneo_bench.commands import env as env_command
+from inferneo_bench.commands import profile as profile_command
 from inferneo_bench.errors import UserError
 
 app = typer.Typer(
@@ -38,7 +39,7 @@ def _root(
     _state["debug"] = debug
 
 
-for _module in (env_command,):
+for _module in (env_command, profile_command):
     _module.register(app)
 
 
