@@ -1,0 +1,151 @@
+"""Load a local Hugging Face checkpoint folder (config.json + *.safetensors) into model.Transformer.
+
+GPT-2 (model_type "gpt2") and Llama (model_type "llama") checkpoints are supported. Only safetensors are
+read: pickled *.bin checkpoints can execute code on load and are refused. Nothing is fetched from a hub.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from inferneo_bench.engine.model import ModelConfig, Transformer
+from inferneo_bench.errors import UserError
+
+DEFAULT_MAX_MODEL_LEN = 4096
+
+
+def _read_config(path: Path) -> dict:
+    cfg_path = path / "config.json"
+    if not cfg_path.is_file():
+        raise UserError(f"{path}: no config.json; --model PATH must be a Hugging Face checkpoint folder")
+    try:
+        return json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{cfg_path}: cannot read JSON ({exc})") from None
+
+
+def _config(path: Path, hf: dict) -> ModelConfig:
+    kind = hf.get("model_type")
+    name = path.name or str(path)
+
+    def unsupported(what: str) -> UserError:
+        return UserError(f"{path / 'config.json'}: {what} is not supported; use a plain GPT-2 or Llama checkpoint")
+
+    if kind == "gpt2":
+        if hf.get("activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh", "gelu_fast"):
+            raise unsupported(f"activation_function {hf.get('activation_function')!r}")
+        if hf.get("scale_attn_by_inverse_layer_idx") or hf.get("reorder_and_upcast_attn"):
+            raise unsupported("scale_attn_by_inverse_layer_idx / reorder_and_upcast_attn")
+        if hf.get("scale_attn_weights", True) is False:
+            raise unsupported("scale_attn_weights=false")
+        d, positions = hf["n_embd"], hf["n_positions"]
+        return ModelConfig(
+            name, "gpt2", hf["vocab_size"], hf["n_layer"], hf["n_head"], hf["n_head"], d, hf.get("n_inner") or 4 * d,
+            min(positions, DEFAULT_MAX_MODEL_LEN), positions, norm_eps=hf.get("layer_norm_epsilon", 1e-5),
+            tie_embeddings=hf.get("tie_word_embeddings", True), attn_bias=True, out_bias=True,
+        )  # fmt: skip
+    if kind == "llama":
+        if hf.get("hidden_act", "silu") != "silu":
+            raise unsupported(f"hidden_act {hf.get('hidden_act')!r}")
+        if hf.get("attention_bias") or hf.get("mlp_bias"):
+            raise unsupported("attention_bias / mlp_bias")
+        rope = hf.get("rope_parameters") or dict(hf.get("rope_scaling") or {})  # transformers >= 5 / < 5
+        theta = rope.get("rope_theta", hf.get("rope_theta", 10000.0))
+        rope_type = rope.get("rope_type", rope.get("type", "default"))
+        scaling: dict = {}
+        if rope_type == "llama3":
+            scaling = {
+                "factor": float(rope["factor"]),
+                "low_freq_factor": float(rope["low_freq_factor"]),
+                "high_freq_factor": float(rope["high_freq_factor"]),
+                "original_max_positions": int(rope["original_max_position_embeddings"]),
+            }
+        elif rope_type != "default":
+            raise unsupported(f"rope type {rope_type!r}")
+        heads = hf["num_attention_heads"]
+        d, positions = hf["hidden_size"], hf.get("max_position_embeddings", 2048)
+        return ModelConfig(
+            name, "llama", hf["vocab_size"], hf["num_hidden_layers"], heads, hf.get("num_key_value_heads") or heads, d,
+            hf["intermediate_size"], min(positions, DEFAULT_MAX_MODEL_LEN), positions,
+            head_dim=hf.get("head_dim") or d // heads, norm_eps=hf.get("rms_norm_eps", 1e-6),
+            tie_embeddings=hf.get("tie_word_embeddings", False), rope_theta=float(theta), rope_scaling=scaling,
+        )  # fmt: skip
+    raise UserError(f"{path / 'config.json'}: model_type {kind!r} is not supported; use a GPT-2 or Llama checkpoint")
+
+
+def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    files = sorted(path.glob("*.safetensors"))
+    if not files:
+        pickled = sorted(p.name for p in path.glob("*.bin")) + sorted(p.name for p in path.glob("*.pt"))
+        hint = f" (found {', '.join(pickled)}: pickled checkpoints are refused, convert them to safetensors)"
+        raise UserError(f"{path}: no *.safetensors weights{hint if pickled else ''}")
+    tensors: dict[str, torch.Tensor] = {}
+    for f in files:
+        tensors.update(load_file(str(f)))
+    return tensors
+
+
+def _map_gpt2(cfg: ModelConfig, src: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    src = {k.removeprefix("transformer."): v for k, v in src.items()}
+    out = {"tok_emb.weight": src["wte.weight"], "pos_emb.weight": src["wpe.weight"]}
+    # HF GPT-2 uses Conv1D ([in, out] weights): transpose to nn.Linear's [out, in]
+    names = {"ln_1": "norm1", "ln_2": "norm2", "attn.c_attn": "attn.wqkv", "attn.c_proj": "attn.wo",
+             "mlp.c_fc": "mlp.fc", "mlp.c_proj": "mlp.proj"}  # fmt: skip
+    for i in range(cfg.n_layer):
+        for hf_name, ours in names.items():
+            w, b = src[f"h.{i}.{hf_name}.weight"], src[f"h.{i}.{hf_name}.bias"]
+            out[f"blocks.{i}.{ours}.weight"] = w if hf_name.startswith("ln") else w.t()
+            out[f"blocks.{i}.{ours}.bias"] = b
+    out["norm_f.weight"], out["norm_f.bias"] = src["ln_f.weight"], src["ln_f.bias"]
+    out["lm_head.weight"] = out["tok_emb.weight"] if cfg.tie_embeddings else src["lm_head.weight"]
+    return out
+
+
+def _map_llama(cfg: ModelConfig, src: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out = {"tok_emb.weight": src["model.embed_tokens.weight"], "norm_f.weight": src["model.norm.weight"]}
+    for i in range(cfg.n_layer):
+        p = f"model.layers.{i}."
+        out[f"blocks.{i}.norm1.weight"] = src[p + "input_layernorm.weight"]
+        out[f"blocks.{i}.norm2.weight"] = src[p + "post_attention_layernorm.weight"]
+        out[f"blocks.{i}.attn.wqkv.weight"] = torch.cat(
+            [src[p + f"self_attn.{n}_proj.weight"] for n in ("q", "k", "v")], dim=0
+        )
+        out[f"blocks.{i}.attn.wo.weight"] = src[p + "self_attn.o_proj.weight"]
+        out[f"blocks.{i}.mlp.fc.weight"] = torch.cat([src[p + "mlp.gate_proj.weight"], src[p + "mlp.up_proj.weight"]])
+        out[f"blocks.{i}.mlp.proj.weight"] = src[p + "mlp.down_proj.weight"]
+    if cfg.tie_embeddings or "lm_head.weight" not in src:
+        out["lm_head.weight"] = out["tok_emb.weight"]
+    else:
+        out["lm_head.weight"] = src["lm_head.weight"]
+    return out
+
+
+def load_hf_checkpoint(path: Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
+    """Config and weights (in model.Transformer's names) of a local checkpoint folder."""
+    path = Path(path)
+    cfg = _config(path, _read_config(path))
+    src = _read_tensors(path)
+    try:
+        state = _map_gpt2(cfg, src) if cfg.family == "gpt2" else _map_llama(cfg, src)
+    except KeyError as exc:
+        raise UserError(f"{path}: weight {exc.args[0]} missing from the safetensors files") from None
+    return cfg, state
+
+
+@torch.no_grad()
+def assign_state(model: Transformer, state: dict[str, torch.Tensor]) -> None:
+    """Copy the mapped weights into the model (converting dtype); every parameter must be covered."""
+    expected = dict(model.named_parameters(remove_duplicate=False))
+    missing = sorted(set(expected) - set(state))
+    if missing:
+        raise UserError(f"checkpoint lacks weights for {', '.join(missing[:5])}")
+    for name, p in expected.items():
+        w = state[name]
+        if tuple(w.shape) != tuple(p.shape):
+            raise UserError(f"checkpoint weight {name} has shape {tuple(w.shape)}, the config implies {tuple(p.shape)}")
+        p.copy_(w)

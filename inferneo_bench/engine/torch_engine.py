@@ -1,0 +1,518 @@
+"""TorchEngine: executes scheduler steps (steps.StepPlan) on the real model with a static KV cache.
+
+How a step maps onto forward calls:
+  * padded (static batching): every non-idle sequence is padded to the longest `num_tokens` of the step and
+    the whole batch runs as one [B, T] forward. Idle rows (finished members of a frozen batch) compute one
+    padding token each; when T == 1 they ride in the same call, otherwise they get their own [n_idle, 1]
+    call so that exactly one token per idle row is computed, as counted.
+  * unpadded (continuous batching): sequences are grouped by `num_tokens` and each group runs as one
+    [B, T] forward without any padding: all decodes (T = 1) in one call, prefill chunks of equal length
+    together, other chunks alone.
+Padding tokens and idle rows write their K/V into the cache's scratch slot, so real work on padding never
+corrupts a resident sequence. Decode-only calls (T = 1) go through `DecodeRunner`, which pads the batch to a
+size bucket and, on CUDA, replays a captured CUDA graph per (batch bucket, context bucket).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from inferneo_bench.engine.kv_cache import KVCache, default_kv_tokens
+from inferneo_bench.engine.model import PRESETS, ModelConfig, Transformer, build_model
+from inferneo_bench.errors import UserError
+from inferneo_bench.steps import SeqStep, StepPlan, StepResult
+
+DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+          "float16": torch.float16, "fp16": torch.float16}  # fmt: skip
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 160, 192, 224, 256, 320, 384, 448, 512)
+MIN_CTX_BUCKET = 256
+
+
+@dataclass
+class _Seq:
+    tokens: list[int]  # prompt ids + sampled tokens
+    slot: int | None = None
+    kv_len: int = 0  # positions [0, kv_len) of the slot hold this sequence's K/V
+    host_kv: tuple[torch.Tensor, torch.Tensor] | None = None  # swapped-out K/V
+
+
+@dataclass
+class _Row:
+    seq_id: str
+    step: SeqStep
+    seq: _Seq | None  # None for idle rows
+
+
+class _OOMInCall(Exception):
+    pass
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def bucket_for(n: int, buckets: Sequence[int]) -> int | None:
+    """Smallest bucket >= n, or None when n exceeds the largest."""
+    for b in buckets:
+        if b >= n:
+            return b
+    return None
+
+
+def ctx_bucket_for(ctx_len: int, max_len: int) -> int:
+    """Context length rounded up to a power of two (at least MIN_CTX_BUCKET), capped at max_len."""
+    b = MIN_CTX_BUCKET
+    while b < ctx_len:
+        b *= 2
+    return min(b, max_len)
+
+
+class DecodeRunner:
+    """Runs T = 1 batches padded to a batch-size bucket and a context-length bucket. On CUDA each
+    (batch bucket, context bucket) is captured once as a CUDA graph and replayed (no per-kernel launch
+    overhead); elsewhere the same padded inputs run eagerly, which keeps the bucketing exercised on CPU.
+    Bucket padding rows read and write only the scratch slot; they are an implementation cost of graphs
+    (as in vLLM), not strategy padding, and are not counted as padded tokens."""
+
+    def __init__(self, model: Transformer, cache: KVCache, use_graphs: bool, buckets: Sequence[int]) -> None:
+        self.model, self.cache, self.use_graphs = model, cache, use_graphs
+        self.buckets = tuple(b for b in buckets if b < cache.num_slots + 1) + (cache.num_slots + 1,)
+        self.max_len = cache.max_len
+        dev = cache.k.device
+        n = self.buckets[-1]
+        # static inputs shared by every graph: tokens, pos, write_slot, write_pos, read_slot
+        self.static = torch.zeros((5, n), dtype=torch.long, device=dev)
+        self.graphs: dict[tuple[int, int], tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}
+        self.pool = torch.cuda.graph_pool_handle() if use_graphs else None
+
+    def _fill_padding(self, start: int) -> None:
+        s = self.static
+        s[:, start:] = 0
+        s[2, start:] = self.cache.scratch
+        s[4, start:] = self.cache.scratch
+
+    def _forward(self, bb: int, lb: int) -> torch.Tensor:
+        s = self.static
+        return self.model(s[0, :bb, None], s[1, :bb, None], self.cache, s[2, :bb, None], s[3, :bb, None], s[4, :bb], lb)
+
+    def _capture(self, bb: int, lb: int) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
+        self._fill_padding(0)  # warm-up runs must touch only the scratch slot
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(2):
+                self._forward(bb, lb)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=self.pool):
+            out = self._forward(bb, lb)
+        return graph, out
+
+    def capture_all(self, max_batch: int | None = None) -> int:
+        """Capture every graph up front (call during warm-up so no measured step pays for a capture)."""
+        if not self.use_graphs:
+            return 0
+        lb, ctx = [], MIN_CTX_BUCKET
+        while True:
+            lb.append(min(ctx, self.max_len))
+            if ctx >= self.max_len:
+                break
+            ctx *= 2
+        for bb in self.buckets:
+            if max_batch is not None and bb > bucket_for(max_batch, self.buckets):
+                break
+            for c in lb:
+                if (bb, c) not in self.graphs:
+                    self.graphs[(bb, c)] = self._capture(bb, c)
+        return len(self.graphs)
+
+    def run(self, inputs: torch.Tensor, ctx_len: int) -> torch.Tensor | None:
+        """inputs: [5, B] long on the device. Returns logits [B, vocab], or None if B is too large."""
+        b = inputs.shape[1]
+        bb = bucket_for(b, self.buckets)
+        if bb is None:
+            return None
+        lb = ctx_bucket_for(ctx_len, self.max_len)
+        self.static[:, :b].copy_(inputs)
+        self._fill_padding(b)
+        if not self.use_graphs:
+            return self._forward(bb, lb)[:b]
+        key = (bb, lb)
+        if key not in self.graphs:
+            self.graphs[key] = self._capture(bb, lb)
+            self.static[:, :b].copy_(inputs)
+            self._fill_padding(b)
+        graph, out = self.graphs[key]
+        graph.replay()
+        return out[:b]
+
+
+class _Timer:
+    """CUDA events on CUDA (device time between two points on the stream), perf_counter on CPU."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+
+    def start(self) -> None:
+        if self.cuda:
+            self._a = torch.cuda.Event(enable_timing=True)
+            self._b = torch.cuda.Event(enable_timing=True)
+            self._a.record()
+        else:
+            self._t = time.perf_counter()
+
+    def stop(self) -> float:
+        if self.cuda:
+            self._b.record()
+            self._b.synchronize()
+            return self._a.elapsed_time(self._b) / 1000.0
+        return time.perf_counter() - self._t
+
+
+class TorchEngine:
+    """The real-model engine (implements steps.Engine)."""
+
+    def __init__(
+        self,
+        model: Transformer,
+        cfg: ModelConfig,
+        *,
+        num_slots: int,
+        device: torch.device,
+        dtype: torch.dtype,
+        seed: int = 0,
+        use_cuda_graphs: bool | None = None,
+        bucketed_decode: bool | None = None,
+        keep_logits: bool = False,
+    ) -> None:
+        self.model, self.cfg, self.device, self.dtype, self.seed = model, cfg, device, dtype, seed
+        self.max_model_len = cfg.max_model_len
+        self.cache = KVCache(cfg, num_slots, device, dtype)
+        self.num_slots = num_slots
+        self.kv_bytes_per_token = self.cache.bytes_per_token
+        self.weight_bytes = model.weight_bytes()
+        self.params = model.param_count()
+        graphs = device.type == "cuda" if use_cuda_graphs is None else use_cuda_graphs
+        bucketed = graphs if bucketed_decode is None else (bucketed_decode or graphs)
+        self.decoder = DecodeRunner(model, self.cache, graphs, BATCH_BUCKETS) if bucketed else None
+        self.keep_logits = keep_logits
+        self.last_logits: dict[str, torch.Tensor] = {}  # seq_id -> logits of its last sampled position (tests)
+        self._seqs: dict[str, _Seq] = {}
+        self._timer = _Timer(device)
+        self._swap_timer = _Timer(device)
+
+    # ---- info ----------------------------------------------------------------------------------------
+    def model_info(self) -> dict:
+        if self.device.type == "cuda":
+            device_name = torch.cuda.get_device_name(self.device)
+        else:
+            from inferneo_bench.engine.hw import cpu_name
+
+            device_name = cpu_name()
+        return {
+            "name": self.cfg.name,
+            "family": self.cfg.family,
+            "params": self.params,
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "device_type": self.device.type,
+            "device_name": device_name,
+            "max_model_len": self.max_model_len,
+            "num_slots": self.num_slots,
+            "kv_bytes_per_token": self.kv_bytes_per_token,
+            "weight_bytes": self.weight_bytes,
+        }
+
+    def tokens_of(self, seq_id: str) -> list[int]:
+        """The sequence's token list (prompt + sampled), a copy."""
+        return list(self._seqs[seq_id].tokens)
+
+    def warmup(self, max_batch: int | None = None) -> int:
+        """Capture decode CUDA graphs up front (no-op elsewhere); returns how many graphs exist."""
+        if self.decoder is None:
+            return 0
+        with torch.inference_mode():
+            n = self.decoder.capture_all(max_batch)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return n
+
+    # ---- Engine protocol -------------------------------------------------------------------------------
+    def add_sequence(self, seq_id: str, prompt_len: int, prompt_ids: Sequence[int] | None = None) -> None:
+        if seq_id in self._seqs:
+            raise ValueError(f"sequence {seq_id!r} is already registered")
+        assert 0 < prompt_len <= self.max_model_len, f"prompt of {prompt_len} tokens vs context {self.max_model_len}"
+        if prompt_ids is None:
+            digest = hashlib.blake2b(f"{self.seed}:{seq_id}".encode(), digest_size=8).digest()
+            gen = torch.Generator().manual_seed(int.from_bytes(digest, "little") & ((1 << 63) - 1))
+            ids = torch.randint(0, self.cfg.vocab_size, (prompt_len,), generator=gen).tolist()
+        else:
+            ids = [int(t) for t in prompt_ids]
+            if len(ids) != prompt_len:
+                raise ValueError(f"sequence {seq_id!r}: {len(ids)} prompt ids but prompt_len {prompt_len}")
+            if ids and not (0 <= min(ids) and max(ids) < self.cfg.vocab_size):
+                raise ValueError(f"sequence {seq_id!r}: prompt ids outside the vocabulary [0, {self.cfg.vocab_size})")
+        self._seqs[seq_id] = _Seq(tokens=ids)
+
+    def step(self, plan: StepPlan) -> StepResult:
+        failed: dict[str, str] = {}
+        self.last_logits.clear()
+        with torch.inference_mode():
+            self._timer.start()
+            swap_s = self._apply_lifecycle(plan, failed)
+            rows = self._prepare_rows(plan, failed)
+            calls = self._group(rows, plan.padded)
+            try:
+                tokens, useful, computed = self._run_calls(calls)
+            except _OOMInCall as exc:
+                tokens, useful, computed = {}, 0, 0
+                for row in rows:
+                    if row.seq is not None:
+                        failed[row.seq_id] = str(exc)
+                        self._release(row.seq)
+                self._recover_memory()
+            step_s = self._timer.stop()
+        return StepResult(step_s, tokens, useful, computed - useful, failed, swap_s)
+
+    def close(self) -> None:
+        self._seqs.clear()
+        self.decoder = None
+        del self.cache
+        del self.model
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    # ---- internals -------------------------------------------------------------------------------------
+    def _release(self, seq: _Seq) -> None:
+        if seq.slot is not None:
+            self.cache.release(seq.slot)
+            seq.slot = None
+        seq.kv_len = 0
+
+    def _recover_memory(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.empty_cache()
+
+    def _apply_lifecycle(self, plan: StepPlan, failed: dict[str, str]) -> float:
+        for sid in plan.free:
+            seq = self._seqs.get(sid)
+            if seq is not None:
+                self._release(seq)
+                seq.host_kv = None
+        if not plan.swap_out and not plan.swap_in:
+            return 0.0
+        self._swap_timer.start()
+        for sid in plan.swap_out:
+            seq = self._seqs[sid]
+            assert seq.slot is not None, f"swap_out of {sid!r}, which holds no KV slot"
+            seq.host_kv = self.cache.copy_out(seq.slot, seq.kv_len)
+            self.cache.release(seq.slot)
+            seq.slot = None
+        for sid in plan.swap_in:
+            seq = self._seqs[sid]
+            assert seq.host_kv is not None, f"swap_in of {sid!r}, which was not swapped out"
+            slot = self.cache.alloc()
+            if slot is None:
+                failed[sid] = f"no free KV cache slot for swap-in (num_slots={self.num_slots})"
+                continue
+            self.cache.copy_in(slot, *seq.host_kv)
+            seq.slot, seq.kv_len, seq.host_kv = slot, seq.host_kv[0].shape[2], None
+        return self._swap_timer.stop()
+
+    def _prepare_rows(self, plan: StepPlan, failed: dict[str, str]) -> list[_Row]:
+        rows = []
+        for st in plan.seqs:
+            if st.idle:
+                rows.append(_Row(st.seq_id, st, None))
+                continue
+            if st.seq_id in failed:
+                continue
+            seq = self._seqs.get(st.seq_id)
+            assert seq is not None, f"step for unregistered sequence {st.seq_id!r}"
+            end = st.start_pos + st.num_tokens
+            assert st.num_tokens >= 1, f"{st.seq_id!r}: num_tokens must be >= 1"
+            assert end <= self.max_model_len, f"{st.seq_id!r}: position {end} beyond the context {self.max_model_len}"
+            assert end <= len(seq.tokens), f"{st.seq_id!r}: computes tokens up to {end} of {len(seq.tokens)} known"
+            assert not st.samples or end == len(seq.tokens), f"{st.seq_id!r}: samples before its last token"
+            if seq.slot is None:
+                assert seq.host_kv is None, f"{st.seq_id!r} is swapped out; swap it in first"
+                seq.slot = self.cache.alloc()
+                seq.kv_len = 0
+                if seq.slot is None:
+                    failed[st.seq_id] = f"no free KV cache slot (num_slots={self.num_slots})"
+                    continue
+            assert st.start_pos <= seq.kv_len, f"{st.seq_id!r}: start_pos {st.start_pos} but {seq.kv_len} cached"
+            rows.append(_Row(st.seq_id, st, seq))
+        return rows
+
+    @staticmethod
+    def _group(rows: list[_Row], padded: bool) -> list[tuple[list[_Row], int]]:
+        """Forward calls of the step as (rows, T)."""
+        active = [r for r in rows if r.seq is not None]
+        idle = [r for r in rows if r.seq is None]
+        if padded:
+            t = max((r.step.num_tokens for r in active), default=1)
+            if t == 1:
+                return [(active + idle, 1)] if rows else []
+            calls = [(active, t)]
+            return calls + ([(idle, 1)] if idle else [])
+        groups: dict[int, list[_Row]] = {}
+        for r in active:
+            groups.setdefault(r.step.num_tokens, []).append(r)
+        calls = [(g, t) for t, g in sorted(groups.items())]
+        if idle:  # idle rows only appear in frozen batches; handle a stray one the same way
+            calls.append((idle, 1))
+        return calls
+
+    def _run_calls(self, calls: list[tuple[list[_Row], int]]) -> tuple[dict[str, int], int, int]:
+        sampled_ids: list[str] = []
+        sampled_logits: list[torch.Tensor] = []
+        useful = computed = 0
+        try:
+            for rows, t in calls:
+                logits = self._forward_call(rows, t)
+                for r in rows:
+                    computed += t
+                    if r.seq is None:
+                        continue
+                    useful += r.step.num_tokens
+                    r.seq.kv_len = max(r.seq.kv_len, r.step.start_pos + r.step.num_tokens)
+                sample_rows = [r for r in rows if r.seq is not None and r.step.samples]
+                if sample_rows:
+                    sampled_ids.extend(r.seq_id for r in sample_rows)
+                    sampled_logits.append(logits)
+            if not sampled_ids:
+                return {}, useful, computed
+            all_logits = torch.cat(sampled_logits) if len(sampled_logits) > 1 else sampled_logits[0]
+            toks = all_logits.argmax(dim=-1).tolist()
+        except (torch.OutOfMemoryError, RuntimeError) as exc:
+            if not _is_oom(exc):
+                raise
+            first = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise _OOMInCall(
+                first if first.startswith("CUDA out of memory") else f"CUDA out of memory: {first}"
+            ) from exc
+        out = {}
+        for i, (sid, tok) in enumerate(zip(sampled_ids, toks, strict=True)):
+            self._seqs[sid].tokens.append(tok)
+            out[sid] = tok
+            if self.keep_logits:
+                self.last_logits[sid] = all_logits[i].clone()
+        return out, useful, computed
+
+    def _forward_call(self, rows: list[_Row], t: int) -> torch.Tensor:
+        """One batched forward over `rows`, each padded to `t` tokens. Returns the float32 logits of the
+        sampling rows' last real tokens, in row order."""
+        scratch, max_len = self.cache.scratch, self.max_model_len
+        # Sort by slot so a batch on consecutive slots reads the cache through a view, not a gather.
+        rows.sort(key=lambda r: scratch if r.seq is None else r.seq.slot)
+        toks, pos, wslot, wpos, rslot, logit_rows = [], [], [], [], [], []
+        ctx = 1
+        for i, r in enumerate(rows):
+            if r.seq is None:  # idle: one padding token against the scratch slot
+                toks.append([0] * t)
+                pos.append([0] * t)
+                wslot.append([scratch] * t)
+                wpos.append(list(range(t)))
+                rslot.append(scratch)
+                continue
+            s0, n = r.step.start_pos, r.step.num_tokens
+            toks.append(r.seq.tokens[s0 : s0 + n] + [0] * (t - n))
+            pos.append([min(s0 + j, max_len - 1) for j in range(t)])
+            wslot.append([r.seq.slot] * n + [scratch] * (t - n))
+            wpos.append(list(range(s0, s0 + n)) + list(range(n, t)))
+            rslot.append(r.seq.slot)
+            ctx = max(ctx, min(s0 + t, max_len))
+            if r.step.samples:
+                logit_rows.append(i * t + n - 1)
+        dev = self.device
+        if t == 1 and self.decoder is not None:
+            flat = torch.tensor([[x[0] for x in toks], [p[0] for p in pos], [w[0] for w in wslot],
+                                 [w[0] for w in wpos], rslot], dtype=torch.long).to(dev, non_blocking=True)  # fmt: skip
+            logits = self.decoder.run(flat, ctx)
+            if logits is not None:
+                return logits.index_select(0, torch.tensor(logit_rows, dtype=torch.long, device=dev))
+        b = len(rows)
+        packed = torch.tensor([toks, pos, wslot, wpos], dtype=torch.long).to(dev, non_blocking=True)
+        if rslot == list(range(rslot[0], rslot[0] + b)):
+            read: slice | torch.Tensor = slice(rslot[0], rslot[0] + b)
+        else:
+            read = torch.tensor(rslot, dtype=torch.long).to(dev, non_blocking=True)
+        lrows = torch.tensor(logit_rows, dtype=torch.long).to(dev, non_blocking=True)
+        return self.model(packed[0], packed[1], self.cache, packed[2], packed[3], read, ctx, lrows)
+
+
+def _resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise UserError(f"--device {device!r}: {exc}; use auto, cpu or cuda[:N]") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {device}: CUDA is not available on this machine; use --device cpu or auto")
+    if dev.type not in ("cpu", "cuda"):
+        raise UserError(f"--device {device}: only cpu and cuda are supported")
+    return dev
+
+
+def load_engine(
+    model: str,
+    device: str = "auto",
+    dtype: str | None = None,
+    max_num_seqs: int = 256,
+    max_model_len: int | None = None,
+    kv_cache_tokens: int | None = None,
+    seed: int = 0,
+    **engine_options,
+) -> TorchEngine:
+    """Build a TorchEngine from a preset name or a local Hugging Face checkpoint folder.
+
+    KV slots: num_slots = min(max_num_seqs, kv_cache_tokens // max_model_len); kv_cache_tokens defaults to
+    what fits (see kv_cache.default_kv_tokens). Default dtype: bfloat16 on CUDA, float32 on CPU."""
+    from pathlib import Path
+
+    dev = _resolve_device(device)
+    if dtype is None:
+        tdtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
+    elif dtype in DTYPES:
+        tdtype = DTYPES[dtype]
+    else:
+        raise UserError(f"--dtype {dtype!r}: unknown; use one of float32, bfloat16, float16")
+    state = None
+    if model in PRESETS:
+        cfg = PRESETS[model]
+    elif Path(model).is_dir():
+        from inferneo_bench.engine.hf_loader import load_hf_checkpoint
+
+        cfg, state = load_hf_checkpoint(Path(model))
+    else:
+        raise UserError(
+            f"--model {model!r}: not a preset nor a local folder; use one of {', '.join(PRESETS)} "
+            "or the path of a Hugging Face checkpoint folder (config.json + *.safetensors)"
+        )
+    if max_model_len is not None:
+        if not 1 <= max_model_len <= cfg.max_positions:
+            raise UserError(f"--max-model-len {max_model_len}: must be within 1..{cfg.max_positions} for {cfg.name}")
+        cfg = cfg.with_max_model_len(max_model_len)
+    if max_num_seqs < 1:
+        raise UserError(f"--max-num-seqs {max_num_seqs}: must be >= 1")
+    net = build_model(cfg, dev, tdtype, seed=seed if state is None else None)
+    if state is not None:
+        from inferneo_bench.engine.hf_loader import assign_state
+
+        assign_state(net, state)
+        del state
+    tokens = kv_cache_tokens if kv_cache_tokens is not None else default_kv_tokens(cfg, tdtype, dev, max_num_seqs)
+    num_slots = min(max_num_seqs, tokens // cfg.max_model_len)
+    if num_slots < 1:
+        raise UserError(
+            f"KV cache of {tokens} tokens holds no sequence of max_model_len {cfg.max_model_len}; "
+            "raise --kv-cache-tokens or lower --max-model-len"
+        )
+    return TorchEngine(net, cfg, num_slots=num_slots, device=dev, dtype=tdtype, seed=seed, **engine_options)
