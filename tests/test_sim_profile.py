@@ -38,17 +38,32 @@ def make(engine=None, grid=QUICK_GRID):
     return engine, profile
 
 
-def test_profile_keeps_median_and_spread_of_the_engine_step_times() -> None:
-    engine, profile = make()
-    g = QUICK_GRID
-    surf = profile.surfaces["decode"]
-    b, c = surf["xs"][1], surf["ys"][1]
-    costs = [
-        engine.cost(StepPlan([SeqStep(f"s{i}", c - 1 + k, 1, True) for i in range(b)]))
-        for k in range(g.warmup, g.warmup + g.repeats)
-    ]
-    assert surf["median_s"][1][1] == statistics.median(costs)
-    assert surf["min_s"][1][1] == min(costs) and surf["max_s"][1][1] == max(costs)
+class SpikyEngine(AnalyticEngine):
+    """Every 7th step takes 1 s longer (a burst of load on a shared machine)."""
+
+    def step(self, plan: StepPlan):
+        res = super().step(plan)
+        if self.steps % 7 == 0 and plan.seqs:
+            res.step_s += 1.0
+        return res
+
+
+def test_profile_keeps_a_robust_median_and_the_spread() -> None:
+    engine, profile = make(SpikyEngine(per_attention=0.0), GridSpec(repeats=5, warmup=1))
+    clean = AnalyticEngine(per_attention=0.0)
+    spikes = 0
+    for name, surf in profile.surfaces.items():
+        for i, b in enumerate(surf["xs"]):
+            for j, n in enumerate(surf["ys"]):
+                median = surf["median_s"][i][j]
+                if median is None:
+                    continue
+                if name == "decode":
+                    plan = StepPlan([SeqStep(f"s{k}", n - 1, 1, True) for k in range(b)])
+                    assert median == clean.cost(plan)  # passes spread the spikes: the median is clean
+                assert surf["min_s"][i][j] <= median <= surf["max_s"][i][j]
+                spikes += surf["max_s"][i][j] > median + 0.5
+    assert spikes > 0
     assert not engine.live  # every profiling sequence was freed
     assert profile.model_info["name"] == "analytic" and profile.environment == {"x": 1}
 
@@ -66,10 +81,12 @@ def test_points_the_engine_cannot_hold_are_skipped() -> None:
         repeats=1,
         warmup=0,
     )
-    _, profile = make(AnalyticEngine(num_slots=4, max_model_len=64), grid)
-    assert profile.surfaces["decode"]["median_s"][1] == [None, None]  # batch 8 > 4 slots
-    assert profile.surfaces["decode"]["median_s"][0][1] is None  # context 100 > 64
+    _, profile = make(AnalyticEngine(num_slots=6, max_model_len=64), grid)
+    decode = profile.surfaces["decode"]
+    assert decode["median_s"][1] == [None, None]  # batch 8 > 6 slots
+    assert decode["ys"] == [16, 61]  # context 100 > 64: the largest the engine holds over the passes
     assert profile.surfaces["prefill_unpadded"]["median_s"][0][1] is not None
+    assert profile.surfaces["prefill_unpadded"]["median_s"][1] == [None, None]
     assert profile.surfaces["mixed"]["median_s"][1] == [None]
 
 

@@ -16,7 +16,9 @@ def profile(
     dtype: str | None = typer.Option(None, "--dtype", help="float32, bfloat16 or float16 (default per device)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Profile file (default profiles/<model>-<device>.json)."),
     quick: bool = typer.Option(False, "--quick", help="A small grid with fewer repeats (for CI)."),
-    max_num_seqs: int = typer.Option(64, "--max-num-seqs", help="KV slots of the profiled engine (largest batch)."),
+    max_num_seqs: int | None = typer.Option(
+        None, "--max-num-seqs", help="KV slots of the profiled engine (default: enough for every decode pool)."
+    ),
     max_model_len: int | None = typer.Option(None, "--max-model-len", help="Context length (default: model's)."),
     validate: Path | None = typer.Option(
         None,
@@ -59,11 +61,13 @@ def _profile(model, device, dtype, out, quick, max_num_seqs, max_model_len, seed
         measure_swap_bandwidth,
         run_profile,
         save_profile,
+        slots_needed,
     )
     from inferneo_bench.environment import capture
 
     console = Console()
-    engine = _engine(model, device, dtype, max_num_seqs, max_model_len, seed)
+    grid = QUICK_GRID if quick else FULL_GRID
+    engine = _engine(model, device, dtype, max_num_seqs or slots_needed(grid), max_model_len, seed)
     info = engine.model_info()
     dev = str(getattr(engine, "device", info.get("device_type", "cpu")))
     console.print(f"profiling [bold]{info.get('name', model)}[/] on {info.get('device_name')} ({info.get('dtype')})")
@@ -73,7 +77,7 @@ def _profile(model, device, dtype, out, quick, max_num_seqs, max_model_len, seed
     with Progress(
         TextColumn("{task.description:<36}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
     ) as bar:
-        task = bar.add_task("starting", total=None)
+        task = bar.add_task("prefilling decode pools", total=None)
 
         def progress(point, done, total) -> None:
             bar.update(task, description=point.describe() if done < total else "done", completed=done, total=total)
@@ -84,7 +88,7 @@ def _profile(model, device, dtype, out, quick, max_num_seqs, max_model_len, seed
             device_type=info.get("device_type", dev.split(":")[0]),
             device_name=info.get("device_name", dev),
             dtype=str(info.get("dtype", dtype)),
-            grid=QUICK_GRID if quick else FULL_GRID,
+            grid=grid,
             copy_bandwidth_gbs=copy_bw,
             swap_bandwidth_gbs=swap_bw,
             environment=capture(),

@@ -44,7 +44,7 @@ class GridSpec:
     mixed_decodes: tuple[int, ...] = (1, 4, 16, 32)
     mixed_tokens: tuple[int, ...] = (16, 128, 512, 1024)
     mixed_context: int = 256
-    max_step_tokens: int = 8192  # prefill/mixed points computing more tokens than this are skipped
+    max_step_tokens: int = 4096  # prefill/mixed points computing more tokens than this are skipped
     repeats: int = 5
     warmup: int = 2
 
@@ -210,34 +210,61 @@ AXES = {
 }
 
 
-def grid_points(grid: GridSpec, num_slots: int, max_model_len: int) -> dict[str, list[Point | None]]:
-    """Every point of the grid per surface, in table order; None where it cannot or should not run."""
-    steps = grid.warmup + grid.repeats
-    out: dict[str, list[Point | None]] = {}
+@dataclass
+class Plan:
+    """What a profile run measures on an engine of `num_slots` slots and `max_model_len` context: the
+    effective axes per surface, the points (None where skipped), and the decode pools' waves."""
 
-    def pts(name: str, xs: tuple[int, ...], ys: tuple[int, ...], ok: Callable[[int, int], bool]) -> None:
-        out[name] = [Point(name, x, y) if ok(x, y) else None for x in xs for y in ys]
+    axes: dict[str, tuple[list[int], list[int]]]
+    points: dict[str, list[Point | None]]
+    mixed_context: int
+    pool_size: int  # decode sequences per context pool
+    mixed_pool: int
+    waves: list[list[int]]  # decode contexts whose pools are alive together
 
-    pts("decode", grid.decode_batch, grid.decode_context, lambda b, c: b <= num_slots and c + steps <= max_model_len)
-    for name in ("prefill_padded", "prefill_unpadded"):
-        pts(
-            name,
-            grid.prefill_batch,
-            grid.prefill_tokens,
-            lambda b, n: b <= num_slots and n <= max_model_len and b * n <= grid.max_step_tokens,
-        )
-    pts(
-        "mixed",
-        grid.mixed_decodes,
-        grid.mixed_tokens,
-        lambda d, n: (
-            d + 1 <= num_slots
-            and n <= max_model_len
-            and grid.mixed_context + steps <= max_model_len
-            and n + d <= grid.max_step_tokens
-        ),
-    )
-    return out
+
+def _drift(passes: int, batches: list[int], pool: int) -> int:
+    """Most tokens a pool sequence can advance over all passes (least-advanced-first selection)."""
+    return passes * (-(-sum(batches) // max(pool, 1)) + 1) + 1
+
+
+def plan_grid(grid: GridSpec, num_slots: int, max_model_len: int) -> Plan:
+    passes = grid.warmup + grid.repeats
+    prefill_b = [b for b in grid.prefill_batch if b <= num_slots]
+    reserve = (max(prefill_b) if prefill_b else 1) + 1  # fresh prompts of a prefill / mixed point
+    mixed_d = [d for d in grid.mixed_decodes if d + 1 <= num_slots]
+    mixed_pool = max(mixed_d, default=0)
+    mixed_cap = max_model_len - _drift(passes, mixed_d, mixed_pool)
+    mixed_context = min(grid.mixed_context, mixed_cap)
+    dec_b = [b for b in grid.decode_batch if b + reserve + mixed_pool <= num_slots]
+    pool = max(dec_b, default=0)
+    cap = max_model_len - _drift(passes, dec_b, pool)
+    contexts = sorted({min(c, cap) for c in grid.decode_context if min(c, cap) >= 2})
+    per_wave = max(1, (num_slots - reserve - mixed_pool) // max(pool, 1))
+    waves = [contexts[i : i + per_wave] for i in range(0, len(contexts), per_wave)]
+    axes = {
+        "decode": (list(grid.decode_batch), contexts),
+        "prefill_padded": (list(grid.prefill_batch), list(grid.prefill_tokens)),
+        "prefill_unpadded": (list(grid.prefill_batch), list(grid.prefill_tokens)),
+        "mixed": (list(grid.mixed_decodes), list(grid.mixed_tokens)),
+    }
+    ok = {
+        "decode": lambda b, c: b in dec_b,
+        "prefill_padded": lambda b, n: b in prefill_b and n <= max_model_len and b * n <= grid.max_step_tokens,
+        "mixed": lambda d, n: d in mixed_d and mixed_context >= 2 and n <= max_model_len
+        and n + d <= grid.max_step_tokens,
+    }  # fmt: skip
+    ok["prefill_unpadded"] = ok["prefill_padded"]
+    points = {
+        name: [Point(name, x, y) if ok[name](x, y) else None for x in xs for y in ys] for name, (xs, ys) in axes.items()
+    }
+    return Plan(axes, points, mixed_context, pool, mixed_pool, waves)
+
+
+def slots_needed(grid: GridSpec) -> int:
+    """KV slots for a profile run that keeps every decode pool alive at once (the most robust to noise)."""
+    reserve = max(grid.prefill_batch) + 1 + max(grid.mixed_decodes)
+    return max(grid.decode_batch) * len(grid.decode_context) + reserve
 
 
 class _Driver:
@@ -272,41 +299,49 @@ class _Driver:
             self.engine.step(StepPlan(seqs=seqs))
 
 
-def _measure(driver: _Driver, point: Point, grid: GridSpec, mixed_context: int) -> list[float]:
-    """Run one grid point warmup + repeats times; return the recorded step times."""
-    eng, steps = driver.engine, grid.warmup + grid.repeats
-    times: list[float] = []
-    b, n = point.x, point.y
+class _Pool:
+    """Sequences prefilled once, then decoded in subsets: each step takes the least advanced ones, so that
+    every grid batch size decodes at (nearly) the pool's context without a new prefill per measurement."""
+
+    def __init__(self, driver: _Driver, prompt_lens: list[int]) -> None:
+        self.ids = [driver.new(n) for n in prompt_lens]
+        driver.prefill_to(dict(zip(self.ids, prompt_lens, strict=True)))
+        self.pos = dict(zip(self.ids, prompt_lens, strict=True))  # next decode's start_pos
+        self.order = {s: i for i, s in enumerate(self.ids)}
+
+    def take(self, b: int) -> list[SeqStep]:
+        chosen = sorted(self.ids, key=lambda s: (self.pos[s], self.order[s]))[:b]
+        chosen.sort(key=self.order.__getitem__)
+        return [SeqStep(s, self.pos[s], 1, True) for s in chosen]
+
+    def advance(self, steps: list[SeqStep]) -> None:
+        for st in steps:
+            self.pos[st.seq_id] += 1
+
+
+def _measure_once(driver: _Driver, point: Point, pools: dict[int, _Pool], mixed: _Pool | None) -> float:
+    eng, b, n = driver.engine, point.x, point.y
     if point.surface == "decode":
-        ids = [driver.new(n - 1) for _ in range(b)]
-        driver.prefill_to(dict.fromkeys(ids, n - 1))
-        for k in range(steps):
-            res = eng.step(StepPlan(seqs=[SeqStep(s, n - 1 + k, 1, True) for s in ids]))
-            times.append(res.step_s)
-        driver.free(ids)
-    elif point.surface in ("prefill_padded", "prefill_unpadded"):
-        padded = point.surface == "prefill_padded"
-        for _ in range(steps):
-            # padded: the longest is n, the others spread over [n/2, n] (they are padded to n anyway)
-            lengths = [n - (i * n) // (2 * b) if padded else n for i in range(b)]
-            ids = [driver.new(length) for length in lengths]
-            plan = StepPlan(
-                seqs=[SeqStep(s, 0, length, True) for s, length in zip(ids, lengths, strict=False)], padded=padded
-            )
-            times.append(eng.step(plan).step_s)
-            driver.free(ids)
-    elif point.surface == "mixed":
-        ids = [driver.new(mixed_context - 1) for _ in range(b)]
-        driver.prefill_to(dict.fromkeys(ids, mixed_context - 1))
-        for k in range(steps):
-            prompt = driver.new(n)
-            seqs = [SeqStep(s, mixed_context - 1 + k, 1, True) for s in ids] + [SeqStep(prompt, 0, n, True)]
-            times.append(eng.step(StepPlan(seqs=seqs)).step_s)
-            driver.free([prompt])
-        driver.free(ids)
-    else:  # pragma: no cover - grid_points only makes the four kinds
-        raise ValueError(point.surface)
-    return times[grid.warmup :]
+        steps = pools[n].take(b)
+        t = eng.step(StepPlan(seqs=steps)).step_s
+        pools[n].advance(steps)
+        return t
+    if point.surface == "mixed":
+        assert mixed is not None
+        steps = mixed.take(b)
+        prompt = driver.new(n)
+        t = eng.step(StepPlan(seqs=steps + [SeqStep(prompt, 0, n, True)])).step_s
+        mixed.advance(steps)
+        driver.free([prompt])
+        return t
+    padded = point.surface == "prefill_padded"
+    # padded: the longest is n, the others spread over [n/2, n] (they are padded to n anyway)
+    lengths = [n - (i * n) // (2 * b) if padded else n for i in range(b)]
+    ids = [driver.new(length) for length in lengths]
+    plan = StepPlan(seqs=[SeqStep(s, 0, m, True) for s, m in zip(ids, lengths, strict=True)], padded=padded)
+    t = eng.step(plan).step_s
+    driver.free(ids)
+    return t
 
 
 def run_profile(
@@ -321,49 +356,60 @@ def run_profile(
     swap_bandwidth_gbs: float | None = None,
     environment: dict[str, Any] | None = None,
     progress: Callable[[Point, int, int], None] | None = None,
+    seed: int = 0,
 ) -> Profile:
     """Measure every grid point on `engine` (anything implementing the Engine protocol plus num_slots,
-    kv_bytes_per_token, weight_bytes and model_info()) and return the profile."""
+    kv_bytes_per_token, weight_bytes and model_info()) and return the profile.
+
+    Robust to a noisy machine: the grid is measured in passes (warmup + repeats), each pass visiting every
+    point once in a shuffled order, so a burst of load spoils one sample of many points rather than every
+    sample of one point; decode points draw their sequences from pools prefilled once per context."""
     started = time.perf_counter()
-    points = grid_points(grid, engine.num_slots, engine.max_model_len)
-    total = sum(p is not None for ps in points.values() for p in ps)
+    plan = plan_grid(grid, engine.num_slots, engine.max_model_len)
     driver = _Driver(engine, grid.max_step_tokens)
+    rng = random.Random(seed)
+    passes = grid.warmup + grid.repeats
+    samples: dict[Point, list[float]] = {}
+    others = [p for name in ("prefill_padded", "prefill_unpadded", "mixed") for p in plan.points[name] if p]
+    decode = [p for p in plan.points["decode"] if p]
+    total = passes * (len(others) + len(decode))
     done = 0
-    surfaces: dict[str, dict[str, Any]] = {}
-    axes_values = {
-        "decode": (grid.decode_batch, grid.decode_context),
-        "prefill_padded": (grid.prefill_batch, grid.prefill_tokens),
-        "prefill_unpadded": (grid.prefill_batch, grid.prefill_tokens),
-        "mixed": (grid.mixed_decodes, grid.mixed_tokens),
-    }
-    for name, pts in points.items():
-        xs, ys = axes_values[name]
-        med: list[list[float | None]] = [[None] * len(ys) for _ in xs]
-        lo = [row[:] for row in med]
-        hi = [row[:] for row in med]
-        for k, point in enumerate(pts):
-            if point is None:
-                continue
-            if progress is not None:
-                progress(point, done, total)
-            times = _measure(driver, point, grid, grid.mixed_context)
-            i, j = divmod(k, len(ys))
-            med[i][j], lo[i][j], hi[i][j] = statistics.median(times), min(times), max(times)
-            done += 1
-        surfaces[name] = {
-            "x": AXES[name][0],
-            "y": AXES[name][1],
-            "xs": list(xs),
-            "ys": list(ys),
-            "median_s": med,
-            "min_s": lo,
-            "max_s": hi,
-        }
+    mixed = _Pool(driver, [plan.mixed_context - 1] * plan.mixed_pool) if plan.mixed_pool else None
+    for w, wave in enumerate(plan.waves or [[]]):
+        pools = {c: _Pool(driver, [c - 1] * plan.pool_size) for c in wave}
+        todo = [p for p in decode if p.y in pools] + (others if w == 0 else [])
+        for k in range(passes):
+            order = todo[:]
+            rng.shuffle(order)
+            for point in order:
+                if progress is not None:
+                    progress(point, done, total)
+                t = _measure_once(driver, point, pools, mixed)
+                if k >= grid.warmup:
+                    samples.setdefault(point, []).append(t)
+                done += 1
+        driver.free([s for pool in pools.values() for s in pool.ids])
+    if mixed is not None:
+        driver.free(mixed.ids)
     if progress is not None:
-        progress(Point("decode", 0, 0), done, total)
+        progress(Point("decode", 0, 0), total, total)
+    surfaces: dict[str, dict[str, Any]] = {}
+    for name, (xs, ys) in plan.axes.items():
+        table = {key: [[None] * len(ys) for _ in xs] for key in ("median_s", "min_s", "max_s")}
+        for k, point in enumerate(plan.points[name]):
+            if point is not None and point in samples:
+                i, j = divmod(k, len(ys))
+                ts = samples[point]
+                table["median_s"][i][j] = statistics.median(ts)
+                table["min_s"][i][j], table["max_s"][i][j] = min(ts), max(ts)
+        surfaces[name] = {"x": AXES[name][0], "y": AXES[name][1], "xs": xs, "ys": ys, **table}
+    info = dict(engine.model_info())
+    vocab = getattr(getattr(engine, "cfg", None), "vocab_size", None)
+    if vocab is not None:
+        info.setdefault("vocab_size", int(vocab))  # the simulator draws token ids in the same range
     return Profile(
         model=model,
-        model_info=dict(engine.model_info()),
+        model_info=info,
         device_type=device_type,
         device_name=device_name,
         dtype=dtype,
@@ -373,7 +419,7 @@ def run_profile(
         weight_bytes=int(engine.weight_bytes),
         copy_bandwidth_gbs=copy_bandwidth_gbs,
         swap_bandwidth_gbs=swap_bandwidth_gbs,
-        mixed_context=grid.mixed_context,
+        mixed_context=plan.mixed_context,
         grid={k: list(v) if isinstance(v, tuple) else v for k, v in asdict(grid).items()},
         surfaces=surfaces,
         environment=environment or {},
@@ -458,8 +504,10 @@ def validate_profile(
     repeats: int = 3,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[ValidationRow]:
-    """Measure `n` random steps (off the grid, inside its range) on `engine` (median of `repeats` runs after
-    one warm-up) and compare each with the cost model's prediction."""
+    """Measure `n` random steps (off the grid, inside its range) on `engine` and compare each with the cost
+    model's prediction. Like the profiler, it measures in passes (one warm-up, then `repeats`), visiting
+    every held-out step once per pass; measured = median over the passes, predicted = median of the
+    predictions of the plans actually run. Decodes come from a pool of sequences at random contexts."""
     from inferneo_bench.engine.cost_model import CostModel
 
     cost = CostModel(profile)
@@ -467,66 +515,59 @@ def validate_profile(
     g = profile.grid
     budget = int(g["max_step_tokens"])
     driver = _Driver(engine, budget)
-    slots, max_len = engine.num_slots, engine.max_model_len
+    dec_ys = profile.surfaces["decode"]["ys"]
+    max_b = max(g["decode_batch"])
+    prefill_b = min(max(g["prefill_batch"]), engine.num_slots // 4)
+    pool_n = max(1, min(max_b + max_b // 2, engine.num_slots - prefill_b - 2))
+    drift = _drift(repeats + 1, [max_b] * n, pool_n)
+    hi = max(min(max(dec_ys), engine.max_model_len - drift), min(dec_ys) + 1)
+    pool = _Pool(driver, [rng.randint(min(dec_ys), hi) - 1 for _ in range(pool_n)])
     kinds = ("decode", "prefill_padded", "prefill_unpadded", "mixed")
-    rows: list[ValidationRow] = []
+    specs = []  # (kind, batch, prompt lengths)
     for i in range(n):
-        if progress is not None:
-            progress(i, n)
         kind = kinds[i % len(kinds)]
         if kind == "decode":
-            b = rng.randint(1, min(slots, max(g["decode_batch"])))
-            hi = min(max(g["decode_context"]), max_len - repeats - 2)
-            ctx = [rng.randint(min(g["decode_context"]), hi) for _ in range(b)]
-            ids = [driver.new(c - 1) for c in ctx]
-            driver.prefill_to({s: c - 1 for s, c in zip(ids, ctx, strict=False)})
-            plans = [
-                StepPlan([SeqStep(s, c - 1 + k, 1, True) for s, c in zip(ids, ctx, strict=False)])
-                for k in range(repeats + 1)
-            ]
-            times = [engine.step(p).step_s for p in plans][1:]
-            predicted = statistics.median(cost.predict(p) for p in plans[1:])
-            shape = f"B={b} mean ctx={sum(ctx) / b:.0f}"
-            driver.free(ids)
-        elif kind in ("prefill_padded", "prefill_unpadded"):
-            padded = kind == "prefill_padded"
-            b = rng.randint(1, min(slots, max(g["prefill_batch"])))
-            top = min(max(g["prefill_tokens"]), max_len, budget // b)
-            lengths = [rng.randint(min(g["prefill_tokens"]), top) for _ in range(b)]
-            times, plan = [], None
-            for _ in range(repeats + 1):
-                ids = [driver.new(length) for length in lengths]
-                plan = StepPlan(
-                    [SeqStep(s, 0, length, True) for s, length in zip(ids, lengths, strict=False)], padded=padded
-                )
-                times.append(engine.step(plan).step_s)
-                driver.free(ids)
-            times = times[1:]
-            predicted = cost.predict(plan)
-            shape = f"B={b} tokens={sum(lengths)} longest={max(lengths)}"
+            specs.append((kind, rng.randint(1, min(pool_n, max_b)), []))
+        elif kind == "mixed":
+            d = rng.randint(1, min(pool_n, max(g["mixed_decodes"])))
+            k = rng.choice((1, 1, 2))
+            top = max(min(max(g["mixed_tokens"]), engine.max_model_len, (budget - d) // k), 2)
+            specs.append((kind, d, [rng.randint(min(min(g["mixed_tokens"]), top), top) for _ in range(k)]))
         else:
-            d = rng.randint(1, min(slots - 2, max(g["mixed_decodes"])))
-            hi = min(max(g["decode_context"]), max_len - repeats - 2)
-            ctx = [rng.randint(min(g["decode_context"]), hi) for _ in range(d)]
-            n_prompts = rng.choice((1, 1, 2))
-            top = min(max(g["mixed_tokens"]), max_len, (budget - d) // n_prompts)
-            lengths = [rng.randint(min(g["mixed_tokens"]), top) for _ in range(n_prompts)]
-            ids = [driver.new(c - 1) for c in ctx]
-            driver.prefill_to({s: c - 1 for s, c in zip(ids, ctx, strict=False)})
-            times, preds = [], []
-            for k in range(repeats + 1):
-                prompts = [driver.new(length) for length in lengths]
-                seqs = [SeqStep(s, c - 1 + k, 1, True) for s, c in zip(ids, ctx, strict=False)]
-                plan = StepPlan(
-                    seqs + [SeqStep(p, 0, length, True) for p, length in zip(prompts, lengths, strict=False)]
-                )
-                times.append(engine.step(plan).step_s)
-                preds.append(cost.predict(plan))
-                driver.free(prompts)
+            b = rng.randint(1, prefill_b)
+            top = max(min(max(g["prefill_tokens"]), engine.max_model_len, budget // b), 2)
+            specs.append((kind, b, [rng.randint(min(min(g["prefill_tokens"]), top), top) for _ in range(b)]))
+    times: list[list[float]] = [[] for _ in specs]
+    preds: list[list[float]] = [[] for _ in specs]
+    shapes = [""] * n
+    order = list(range(n))
+    for k in range(repeats + 1):
+        rng.shuffle(order)
+        for done, i in enumerate(order):
+            if progress is not None:
+                progress(k * n + done, (repeats + 1) * n)
+            kind, b, lengths = specs[i]
+            decodes = pool.take(b) if kind in ("decode", "mixed") else []
+            ids = [driver.new(m) for m in lengths]
+            plan = StepPlan(
+                decodes + [SeqStep(s, 0, m, True) for s, m in zip(ids, lengths, strict=True)],
+                padded=kind == "prefill_padded",
+            )
+            t = engine.step(plan).step_s
+            pool.advance(decodes)
             driver.free(ids)
-            times, predicted = times[1:], statistics.median(preds[1:])
-            shape = f"decodes={d} mean ctx={sum(ctx) / d:.0f} prompts={lengths}"
-        rows.append(ValidationRow(kind, shape, statistics.median(times), predicted))
+            if k == 0:
+                ctx = max((st.start_pos + 1 for st in decodes), default=0)
+                shapes[i] = (f"decodes={len(decodes)} max ctx={ctx} " if decodes else "") + (
+                    f"prompts={len(lengths)} tokens={sum(lengths)} longest={max(lengths)}" if lengths else ""
+                )
+                continue
+            times[i].append(t)
+            preds[i].append(cost.predict(plan))
+    driver.free(pool.ids)
     if progress is not None:
-        progress(n, n)
-    return rows
+        progress((repeats + 1) * n, (repeats + 1) * n)
+    return [
+        ValidationRow(spec[0], shape.strip(), statistics.median(ts), statistics.median(ps))
+        for spec, shape, ts, ps in zip(specs, shapes, times, preds, strict=True)
+    ]
