@@ -120,3 +120,58 @@ def test_limits_and_factory(profile) -> None:
     with pytest.raises(UserError, match="not 'gpt2'"):
         load_sim_engine(profile, model="gpt2")
     assert sim.model_info()["simulated_from"]["device_name"] == "test"
+
+
+def test_no_free_slot_fails_like_the_engine(profile) -> None:
+    sim = SimEngine(profile, max_num_seqs=2)
+    for s in "abc":
+        sim.add_sequence(s, 4)
+    res = sim.step(StepPlan([SeqStep(s, 0, 4, True) for s in "abc"]))
+    assert sorted(res.tokens) == ["a", "b"] and res.failed == {"c": "no free KV cache slot (num_slots=2)"}
+    assert res.useful_tokens == 8
+    res = sim.step(StepPlan([SeqStep("c", 0, 4, True)], free=["a"]))  # a's slot is free again
+    assert list(res.tokens) == ["c"] and not res.failed
+
+
+def test_bookkeeping_equals_the_torch_engine(profile) -> None:
+    """Same plans through the real tiny model and the simulator: same token keys, counts and failures."""
+    pytest.importorskip("torch")
+    from inferneo_bench.engine import load_engine
+
+    real = load_engine("tiny", device="cpu", max_num_seqs=6, max_model_len=64, kv_cache_tokens=6 * 64)
+    sim = SimEngine(profile, max_num_seqs=real.num_slots, max_model_len=64)
+    rng = random.Random(11)
+    pos: dict[str, int] = {}  # next start_pos of sequences whose prompt is done
+    for k in range(30):
+        seqs, free = [], []
+        for sid in list(pos):
+            if rng.random() < 0.15 or pos[sid] >= 60:
+                free.append(sid)
+                del pos[sid]
+            else:
+                seqs.append(SeqStep(sid, pos[sid], 1, rng.random() < 0.9))
+        for i in range(rng.randint(0, 3)):
+            sid, n = f"{k}-{i}", rng.randint(1, 12)
+            real.add_sequence(sid, n)
+            sim.add_sequence(sid, n)
+            seqs.append(SeqStep(sid, 0, n, True))
+        padded = rng.random() < 0.3
+        if padded and seqs and rng.random() < 0.5:
+            seqs.append(SeqStep(seqs[0].seq_id, 0, 1, False, idle=True))
+        plan = StepPlan(seqs, padded=padded, free=free)
+        a, b = real.step(plan), sim.step(plan)
+        assert a.tokens.keys() == b.tokens.keys()
+        assert (a.useful_tokens, a.padded_tokens, a.failed) == (b.useful_tokens, b.padded_tokens, b.failed)
+        for s in seqs:
+            if s.idle:
+                continue
+            if s.seq_id in a.failed:
+                free.append(s.seq_id)
+                pos.pop(s.seq_id, None)
+            elif s.samples:
+                pos[s.seq_id] = s.start_pos + s.num_tokens
+            elif s.num_tokens == 1:  # a decode that did not sample: it is stuck, drop it
+                pos.pop(s.seq_id, None)
+        real.step(StepPlan([], free=[s.seq_id for s in seqs if s.seq_id not in pos]))
+        sim.step(StepPlan([], free=[s.seq_id for s in seqs if s.seq_id not in pos]))
+    real.close()

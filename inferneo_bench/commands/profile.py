@@ -28,15 +28,24 @@ def profile(
     ),
     steps: int = typer.Option(40, "--steps", help="Held-out steps measured by --validate."),
     seed: int = typer.Option(0, "--seed", help="Seed of the model weights and of --validate's random steps."),
+    threads: int | None = typer.Option(
+        None, "--threads", help="torch CPU threads (default: torch's; --validate: the profile's). Recorded."
+    ),
 ) -> None:
     """Profile the real engine's step times (prefill, decode, mixed) for the simulator, or --validate a profile."""
     if validate is not None:
-        _validate(validate, steps, seed)
+        _validate(validate, steps, seed, threads)
         return
-    _profile(model, device, dtype, out, quick, max_num_seqs, max_model_len, seed)
+    _profile(model, device, dtype, out, quick, max_num_seqs, max_model_len, seed, threads)
 
 
-def _engine(model, device, dtype, max_num_seqs, max_model_len, seed):
+def _engine(model, device, dtype, max_num_seqs, max_model_len, seed, threads=None):
+    if threads is not None:
+        if threads < 1:
+            raise UserError(f"--threads {threads}: must be >= 1")
+        import torch
+
+        torch.set_num_threads(threads)
     try:
         from inferneo_bench.engine import load_engine
     except ImportError as exc:  # pragma: no cover - the torch engine ships with the package
@@ -49,7 +58,7 @@ def _engine(model, device, dtype, max_num_seqs, max_model_len, seed):
     return engine
 
 
-def _profile(model, device, dtype, out, quick, max_num_seqs, max_model_len, seed) -> None:
+def _profile(model, device, dtype, out, quick, max_num_seqs, max_model_len, seed, threads) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -67,7 +76,7 @@ def _profile(model, device, dtype, out, quick, max_num_seqs, max_model_len, seed
 
     console = Console()
     grid = QUICK_GRID if quick else FULL_GRID
-    engine = _engine(model, device, dtype, max_num_seqs or slots_needed(grid), max_model_len, seed)
+    engine = _engine(model, device, dtype, max_num_seqs or slots_needed(grid), max_model_len, seed, threads)
     info = engine.model_info()
     dev = str(getattr(engine, "device", info.get("device_type", "cpu")))
     console.print(f"profiling [bold]{info.get('name', model)}[/] on {info.get('device_name')} ({info.get('dtype')})")
@@ -110,7 +119,7 @@ def _profile(model, device, dtype, out, quick, max_num_seqs, max_model_len, seed
     console.print(f"profile written to {path} ({prof.profile_seconds:.0f} s)")
 
 
-def _validate(path: Path, steps: int, seed: int) -> None:
+def _validate(path: Path, steps: int, seed: int, threads: int | None) -> None:
     import statistics
 
     import numpy as np
@@ -121,7 +130,9 @@ def _validate(path: Path, steps: int, seed: int) -> None:
     from inferneo_bench.engine.profile import read_profile, validate_profile
 
     prof = read_profile(path)
-    engine = _engine(prof.model, prof.device_type, prof.dtype, prof.num_slots, prof.max_model_len, seed)
+    if threads is None and prof.device_type == "cpu":
+        threads = (prof.environment.get("torch") or {}).get("num_threads")
+    engine = _engine(prof.model, prof.device_type, prof.dtype, prof.num_slots, prof.max_model_len, seed, threads)
     console = Console()
     name = engine.model_info().get("device_name")
     if name != prof.device_name:

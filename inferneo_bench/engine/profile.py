@@ -309,8 +309,12 @@ class _Pool:
         self.pos = dict(zip(self.ids, prompt_lens, strict=True))  # next decode's start_pos
         self.order = {s: i for i, s in enumerate(self.ids)}
 
-    def take(self, b: int) -> list[SeqStep]:
-        chosen = sorted(self.ids, key=lambda s: (self.pos[s], self.order[s]))[:b]
+    def take(self, b: int, rng: random.Random | None = None) -> list[SeqStep]:
+        """The `b` least advanced sequences, or `b` random ones with `rng`."""
+        if rng is not None:
+            chosen = rng.sample(self.ids, b)
+        else:
+            chosen = sorted(self.ids, key=lambda s: (self.pos[s], self.order[s]))[:b]
         chosen.sort(key=self.order.__getitem__)
         return [SeqStep(s, self.pos[s], 1, True) for s in chosen]
 
@@ -547,7 +551,7 @@ def validate_profile(
             if progress is not None:
                 progress(k * n + done, (repeats + 1) * n)
             kind, b, lengths = specs[i]
-            decodes = pool.take(b) if kind in ("decode", "mixed") else []
+            decodes = pool.take(b, rng) if kind in ("decode", "mixed") else []
             ids = [driver.new(m) for m in lengths]
             plan = StepPlan(
                 decodes + [SeqStep(s, 0, m, True) for s, m in zip(ids, lengths, strict=True)],

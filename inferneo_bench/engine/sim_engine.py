@@ -92,6 +92,17 @@ class SimEngine:
             moved += n
         return moved
 
+    def _no_slot(self, sid: str, failed: dict[str, str]) -> bool:
+        """A sequence without a slot takes one (first step, or after a free); True if none is left."""
+        if sid in failed:
+            return True
+        if sid not in self._base:
+            raise AssertionError(f"step for unregistered sequence {sid!r}")
+        if len(self._kv) >= self.num_slots:
+            failed[sid] = f"no free KV cache slot (num_slots={self.num_slots})"
+            return True
+        return False
+
     def step(self, plan: StepPlan) -> StepResult:
         failed: dict[str, str] = {}
         swap_s = 0.0
@@ -100,34 +111,29 @@ class SimEngine:
             if moved:
                 swap_s = self.cost.swap_time(moved)
         tokens: dict[str, int] = {}
-        base, kv, vocab, slots = self._base, self._kv, self._vocab, self.num_slots
-        n_one = one_ctx = n_idle = useful = 0
+        base, kv, vocab = self._base, self._kv, self._vocab
+        seqs = plan.seqs
+        one_ctx = n_idle = n_failed = 0
         prompts: list[int] = []
-        for s in plan.seqs:
+        for s in seqs:  # the hot loop of a replay: keep it lean
+            sid = s.seq_id
             if s.idle:
                 n_idle += 1
                 continue
-            sid = s.seq_id
-            if sid not in kv:  # first step since registration / free: takes a KV slot, as the engine does
-                if sid in failed:
-                    continue
-                if sid not in base:
-                    raise AssertionError(f"step for unregistered sequence {sid!r}")
-                if len(kv) >= slots:
-                    failed[sid] = f"no free KV cache slot (num_slots={slots})"
-                    continue
+            if sid not in kv and self._no_slot(sid, failed):
+                n_failed += 1
+                continue
             nt = s.num_tokens
             end = s.start_pos + nt
             kv[sid] = end
-            useful += nt
-            if nt > 1:
+            if nt != 1:
                 prompts.append(nt)
-            else:
-                n_one += 1
-                if end > one_ctx:
-                    one_ctx = end
+            elif end > one_ctx:
+                one_ctx = end
             if s.samples:
-                tokens[sid] = ((base[sid] + end * _MIX) >> 7) % vocab
+                tokens[sid] = (base[sid] + end * _MIX) % vocab
+        n_one = len(seqs) - n_idle - n_failed - len(prompts)
+        useful = n_one + sum(prompts)
         if plan.padded and prompts:
             computed = max(prompts) * (n_one + len(prompts)) + n_idle
         else:

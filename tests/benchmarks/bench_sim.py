@@ -121,12 +121,13 @@ def main() -> None:
     outputs = []
     for k in range(args.repeat):
         engine = load_sim_engine(args.profile, max_num_seqs=args.max_num_seqs)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = replay(requests, engine, args.max_num_seqs, args.prompt_budget)
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         outputs.append(out)
         print(
-            f"run {k + 1}: {wall:.2f} s wall, {len(requests) / wall:,.0f} simulated req/s, "
+            f"run {k + 1}: {wall:.2f} s wall ({cpu:.2f} s CPU), {len(requests) / wall:,.0f} simulated req/s "
+            f"({len(requests) / cpu:,.0f} per CPU second), "
             f"{out['steps'] / wall:,.0f} steps/s  |  {out['completed']:,} completed, {out['rejected']:,} rejected, "
             f"{out['steps']:,} steps, mean batch {out['mean_batch']:.1f}, "
             f"virtual {out['virtual_duration_s']:.0f} s (x{out['virtual_duration_s'] / wall:,.0f} real time), "
