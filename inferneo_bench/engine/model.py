@@ -92,7 +92,8 @@ PRESETS: dict[str, ModelConfig] = {
 
 
 class RMSNorm(nn.Module):
-    """Llama RMSNorm, computed in float32 like the reference implementation."""
+    """Llama RMSNorm as one fused op (accumulates in float32; in bfloat16 it rounds once where the HF
+    reference rounds twice, a difference far inside bfloat16's own precision)."""
 
     def __init__(self, dim: int, eps: float) -> None:
         super().__init__()
@@ -100,9 +101,7 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = x.float()
-        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * h.to(x.dtype)
+        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
 
 
 def rope_inv_freq(cfg: ModelConfig) -> torch.Tensor:
@@ -138,28 +137,38 @@ class Attention(nn.Module):
 
     def _qkv(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None):
         b, t, _ = x.shape
-        q, k, v = self.wqkv(x).split([self.n_head * self.hd, self.n_kv * self.hd, self.n_kv * self.hd], dim=-1)
-        q = q.view(b, t, self.n_head, self.hd)
-        k = k.view(b, t, self.n_kv, self.hd)
-        v = v.view(b, t, self.n_kv, self.hd)
+        qkv = self.wqkv(x).view(b, t, self.n_head + 2 * self.n_kv, self.hd)
+        qk, v = qkv.split([self.n_head + self.n_kv, self.n_kv], dim=2)
         if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+            qk = apply_rope(qk, *rope)  # q and k heads rotated together: half the kernels
+        q, k = qk.split([self.n_head, self.n_kv], dim=2)
         return q, k, v
 
     def forward(self, x, rope, k_cache, v_cache, write_slot, write_pos, read_slot, ctx_len, mask):
         """Write this step's K/V into the cache, then attend over the first ctx_len positions of each row's
         slot. k_cache: [slots, n_kv, max_len, hd]; write_slot/write_pos: [B, T]; read_slot: [B] tensor, or a
-        slice (rows occupy consecutive slots: a view instead of a gather); mask: [B, 1, T, ctx_len] bool."""
+        slice (rows occupy consecutive slots: a view instead of a gather); mask: additive, [B, 1, G*T, ctx_len].
+
+        Grouped-query attention without repeating K/V: the G = n_head / n_kv query heads of a group are
+        folded into the query-length axis ([B, n_kv, G*T, hd], group-major), so every SDPA backend reads each
+        cached K/V once, whatever its GQA support."""
         b, t, _ = x.shape
+        g = self.n_head // self.n_kv
         q, k, v = self._qkv(x, rope)
         k_cache[write_slot, :, write_pos] = k
         v_cache[write_slot, :, write_pos] = v
         keys = k_cache[read_slot, :, :ctx_len]
         values = v_cache[read_slot, :, :ctx_len]
-        y = F.scaled_dot_product_attention(
-            q.transpose(1, 2), keys, values, attn_mask=mask, enable_gqa=self.n_kv != self.n_head
-        )
-        return self.wo(y.transpose(1, 2).reshape(b, t, self.n_head * self.hd))
+        if g > 1:
+            q = q.view(b, t, self.n_kv, g, self.hd).permute(0, 2, 3, 1, 4).reshape(b, self.n_kv, g * t, self.hd)
+        else:
+            q = q.transpose(1, 2)
+        y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)  # [B, n_kv, G*T, hd]
+        if g > 1:
+            y = y.view(b, self.n_kv, g, t, self.hd).permute(0, 3, 1, 2, 4)
+        else:
+            y = y.transpose(1, 2)
+        return self.wo(y.reshape(b, t, self.n_head * self.hd))
 
     def forward_nocache(self, x, rope):
         b, t, _ = x.shape
@@ -251,7 +260,12 @@ class Transformer(nn.Module):
         x = self._embed(tokens, pos)
         rope = self._rope(pos, x.dtype)
         key_pos = torch.arange(ctx_len, device=tokens.device)
-        mask = key_pos[None, None, None, :] <= pos[:, None, :, None]  # [B, 1, T, ctx_len]
+        allowed = key_pos[None, None, None, :] <= pos[:, None, :, None]  # [B, 1, T, ctx_len]
+        # one additive mask for all layers, already laid out for the folded GQA queries ([B, 1, G*T, ctx_len])
+        mask = torch.zeros(allowed.shape, dtype=x.dtype, device=x.device).masked_fill_(~allowed, float("-inf"))
+        g = self.cfg.n_head // self.cfg.n_kv_head
+        if g > 1:
+            mask = mask.repeat(1, 1, g, 1) if tokens.shape[1] > 1 else mask.expand(-1, -1, g, -1)
         for i, blk in enumerate(self.blocks):
             x = x + blk.attn(
                 blk.norm1(x), rope, cache.k[i], cache.v[i], write_slot, write_pos, read_slot, ctx_len, mask

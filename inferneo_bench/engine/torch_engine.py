@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -35,10 +35,35 @@ MIN_CTX_BUCKET = 256
 
 @dataclass
 class _Seq:
-    tokens: list[int]  # prompt ids + sampled tokens
+    """A sequence's token list = prompt + sampled tokens. Drawn prompts are not stored: they are redrawn
+    from their generator key when a chunk needs them, so a long trace costs memory only for what it
+    generated (the engine never learns when a sequence is gone for good: `free` also means recompute)."""
+
+    prompt_len: int
+    prompt_key: int  # seed of the drawn prompt (unused when prompt is given)
+    vocab: int
+    prompt: torch.Tensor | None = None  # explicit prompt ids (int32), when given
+    out: list[int] = field(default_factory=list)  # sampled tokens
     slot: int | None = None
     kv_len: int = 0  # positions [0, kv_len) of the slot hold this sequence's K/V
     host_kv: tuple[torch.Tensor, torch.Tensor] | None = None  # swapped-out K/V
+
+    def __len__(self) -> int:
+        return self.prompt_len + len(self.out)
+
+    def ids(self, start: int, end: int) -> list[int]:
+        """Tokens [start, end) of the token list."""
+        part: list[int] = []
+        if start < self.prompt_len:
+            if self.prompt is None:
+                gen = torch.Generator().manual_seed(self.prompt_key)
+                prompt = torch.randint(0, self.vocab, (self.prompt_len,), generator=gen, dtype=torch.int32)
+            else:
+                prompt = self.prompt
+            part = prompt[start : min(end, self.prompt_len)].tolist()
+        if end > self.prompt_len:
+            part += self.out[max(0, start - self.prompt_len) : end - self.prompt_len]
+        return part
 
 
 @dataclass
@@ -229,7 +254,8 @@ class TorchEngine:
 
     def tokens_of(self, seq_id: str) -> list[int]:
         """The sequence's token list (prompt + sampled), a copy."""
-        return list(self._seqs[seq_id].tokens)
+        seq = self._seqs[seq_id]
+        return seq.ids(0, len(seq))
 
     def warmup(self, max_batch: int | None = None) -> int:
         """Capture decode CUDA graphs up front (no-op elsewhere); returns how many graphs exist."""
@@ -246,17 +272,16 @@ class TorchEngine:
         if seq_id in self._seqs:
             raise ValueError(f"sequence {seq_id!r} is already registered")
         assert 0 < prompt_len <= self.max_model_len, f"prompt of {prompt_len} tokens vs context {self.max_model_len}"
-        if prompt_ids is None:
-            digest = hashlib.blake2b(f"{self.seed}:{seq_id}".encode(), digest_size=8).digest()
-            gen = torch.Generator().manual_seed(int.from_bytes(digest, "little") & ((1 << 63) - 1))
-            ids = torch.randint(0, self.cfg.vocab_size, (prompt_len,), generator=gen).tolist()
-        else:
+        digest = hashlib.blake2b(f"{self.seed}:{seq_id}".encode(), digest_size=8).digest()
+        seq = _Seq(prompt_len, int.from_bytes(digest, "little") & ((1 << 63) - 1), self.cfg.vocab_size)
+        if prompt_ids is not None:
             ids = [int(t) for t in prompt_ids]
             if len(ids) != prompt_len:
                 raise ValueError(f"sequence {seq_id!r}: {len(ids)} prompt ids but prompt_len {prompt_len}")
             if ids and not (0 <= min(ids) and max(ids) < self.cfg.vocab_size):
                 raise ValueError(f"sequence {seq_id!r}: prompt ids outside the vocabulary [0, {self.cfg.vocab_size})")
-        self._seqs[seq_id] = _Seq(tokens=ids)
+            seq.prompt = torch.tensor(ids, dtype=torch.int32)
+        self._seqs[seq_id] = seq
 
     def step(self, plan: StepPlan) -> StepResult:
         failed: dict[str, str] = {}
@@ -337,8 +362,8 @@ class TorchEngine:
             end = st.start_pos + st.num_tokens
             assert st.num_tokens >= 1, f"{st.seq_id!r}: num_tokens must be >= 1"
             assert end <= self.max_model_len, f"{st.seq_id!r}: position {end} beyond the context {self.max_model_len}"
-            assert end <= len(seq.tokens), f"{st.seq_id!r}: computes tokens up to {end} of {len(seq.tokens)} known"
-            assert not st.samples or end == len(seq.tokens), f"{st.seq_id!r}: samples before its last token"
+            assert end <= len(seq), f"{st.seq_id!r}: computes tokens up to {end} of {len(seq)} known"
+            assert not st.samples or end == len(seq), f"{st.seq_id!r}: samples before its last token"
             if seq.slot is None:
                 assert seq.host_kv is None, f"{st.seq_id!r} is swapped out; swap it in first"
                 seq.slot = self.cache.alloc()
@@ -399,7 +424,7 @@ class TorchEngine:
             ) from exc
         out = {}
         for i, (sid, tok) in enumerate(zip(sampled_ids, toks, strict=True)):
-            self._seqs[sid].tokens.append(tok)
+            self._seqs[sid].out.append(tok)
             out[sid] = tok
             if self.keep_logits:
                 self.last_logits[sid] = all_logits[i].clone()
@@ -422,7 +447,7 @@ class TorchEngine:
                 rslot.append(scratch)
                 continue
             s0, n = r.step.start_pos, r.step.num_tokens
-            toks.append(r.seq.tokens[s0 : s0 + n] + [0] * (t - n))
+            toks.append(r.seq.ids(s0, s0 + n) + [0] * (t - n))
             pos.append([min(s0 + j, max_len - 1) for j in range(t)])
             wslot.append([r.seq.slot] * n + [scratch] * (t - n))
             wpos.append(list(range(s0, s0 + n)) + list(range(n, t)))
