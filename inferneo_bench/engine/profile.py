@@ -45,8 +45,8 @@ class GridSpec:
     mixed_tokens: tuple[int, ...] = (16, 128, 512, 1024)
     mixed_context: int = 256
     max_step_tokens: int = 4096  # prefill/mixed points computing more tokens than this are skipped
-    repeats: int = 5
-    warmup: int = 2
+    repeats: int = 7
+    warmup: int = 1
 
 
 FULL_GRID = GridSpec()
@@ -285,9 +285,9 @@ class _Driver:
         if ids:
             self.engine.step(StepPlan(seqs=[], free=list(ids)))
 
-    def prefill_to(self, lengths: dict[str, int]) -> None:
-        """Prefill whole prompts (sampling at the end), chunked to stay within the step token budget."""
-        pos = dict.fromkeys(lengths, 0)
+    def prefill_to(self, lengths: dict[str, int], start: int = 0) -> None:
+        """Prefill whole prompts from `start` (sampling at the end), chunked to stay within the step budget."""
+        pos = dict.fromkeys(lengths, start)
         chunk = max(1, self.max_step_tokens // max(1, len(lengths)))
         while any(pos[s] < lengths[s] for s in pos):
             seqs = []
@@ -303,11 +303,10 @@ class _Pool:
     """Sequences prefilled once, then decoded in subsets: each step takes the least advanced ones, so that
     every grid batch size decodes at (nearly) the pool's context without a new prefill per measurement."""
 
-    def __init__(self, driver: _Driver, prompt_lens: list[int]) -> None:
-        self.ids = [driver.new(n) for n in prompt_lens]
-        driver.prefill_to(dict(zip(self.ids, prompt_lens, strict=True)))
-        self.pos = dict(zip(self.ids, prompt_lens, strict=True))  # next decode's start_pos
-        self.order = {s: i for i, s in enumerate(self.ids)}
+    def __init__(self, ids: list[str], prompt_lens: list[int]) -> None:
+        self.ids = ids
+        self.pos = dict(zip(ids, prompt_lens, strict=True))  # next decode's start_pos
+        self.order = {s: i for i, s in enumerate(ids)}
 
     def take(self, b: int, rng: random.Random | None = None) -> list[SeqStep]:
         """The `b` least advanced sequences, or `b` random ones with `rng`."""
@@ -321,6 +320,20 @@ class _Pool:
     def advance(self, steps: list[SeqStep]) -> None:
         for st in steps:
             self.pos[st.seq_id] += 1
+
+
+def _make_pools(driver: _Driver, specs: list[list[int]]) -> list[_Pool]:
+    """Register and prefill pools of sequences (prompt lengths per pool). A first step computes one token of
+    every sequence, in round-robin order over the pools, so each pool's sequences take KV slots strided
+    across the cache: a pool decodes on scattered slots like a continuous batch after some churn (the
+    engine gathers their K/V), not on consecutive slots (a cheaper view) that a real run rarely has."""
+    ids = [[driver.new(n) for n in lens] for lens in specs]
+    lengths = {s: n for pool, lens in zip(ids, specs, strict=True) for s, n in zip(pool, lens, strict=True)}
+    order = [pool[i] for i in range(max(map(len, ids), default=0)) for pool in ids if i < len(pool)]
+    if order:
+        driver.engine.step(StepPlan(seqs=[SeqStep(s, 0, 1, lengths[s] == 1) for s in order]))
+        driver.prefill_to({s: n for s, n in lengths.items() if n > 1}, start=1)
+    return [_Pool(pool, lens) for pool, lens in zip(ids, specs, strict=True)]
 
 
 def _measure_once(driver: _Driver, point: Point, pools: dict[int, _Pool], mixed: _Pool | None) -> float:
@@ -378,9 +391,15 @@ def run_profile(
     decode = [p for p in plan.points["decode"] if p]
     total = passes * (len(others) + len(decode))
     done = 0
-    mixed = _Pool(driver, [plan.mixed_context - 1] * plan.mixed_pool) if plan.mixed_pool else None
+    mixed: _Pool | None = None
     for w, wave in enumerate(plan.waves or [[]]):
-        pools = {c: _Pool(driver, [c - 1] * plan.pool_size) for c in wave}
+        specs = [[c - 1] * plan.pool_size for c in wave]
+        if w == 0 and plan.mixed_pool:
+            specs.append([plan.mixed_context - 1] * plan.mixed_pool)
+        made = _make_pools(driver, specs)
+        pools = dict(zip(wave, made, strict=False))
+        if w == 0 and plan.mixed_pool:
+            mixed = made[-1]
         todo = [p for p in decode if p.y in pools] + (others if w == 0 else [])
         for k in range(passes):
             order = todo[:]
@@ -393,8 +412,9 @@ def run_profile(
                     samples.setdefault(point, []).append(t)
                 done += 1
         driver.free([s for pool in pools.values() for s in pool.ids])
-    if mixed is not None:
-        driver.free(mixed.ids)
+        if mixed is not None:
+            driver.free(mixed.ids)
+            mixed = None
     if progress is not None:
         progress(Point("decode", 0, 0), total, total)
     surfaces: dict[str, dict[str, Any]] = {}
@@ -505,7 +525,7 @@ def validate_profile(
     profile: Profile,
     n: int = 40,
     seed: int = 1234,
-    repeats: int = 3,
+    repeats: int = 5,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[ValidationRow]:
     """Measure `n` random steps (off the grid, inside its range) on `engine` and compare each with the cost
@@ -525,7 +545,7 @@ def validate_profile(
     pool_n = max(1, min(max_b + max_b // 2, engine.num_slots - prefill_b - 2))
     drift = _drift(repeats + 1, [max_b] * n, pool_n)
     hi = max(min(max(dec_ys), engine.max_model_len - drift), min(dec_ys) + 1)
-    pool = _Pool(driver, [rng.randint(min(dec_ys), hi) - 1 for _ in range(pool_n)])
+    (pool,) = _make_pools(driver, [[rng.randint(min(dec_ys), hi) - 1 for _ in range(pool_n)]])
     kinds = ("decode", "prefill_padded", "prefill_unpadded", "mixed")
     specs = []  # (kind, batch, prompt lengths)
     for i in range(n):
