@@ -20,11 +20,11 @@ def profile(
         None, "--max-num-seqs", help="KV slots of the profiled engine (default: enough for every decode pool)."
     ),
     max_model_len: int | None = typer.Option(None, "--max-model-len", help="Context length (default: model's)."),
-    validate: Path | None = typer.Option(
+    validate: str | None = typer.Option(
         None,
         "--validate",
-        help="Instead of profiling: replay held-out random steps on the real engine and print "
-        "the error of this profile's predictions.",
+        help="A profile file or shipped name (tiny-cpu): instead of profiling, measure held-out random steps "
+        "on the real engine and print the error of the profile's predictions.",
     ),
     steps: int = typer.Option(40, "--steps", help="Held-out steps measured by --validate."),
     seed: int = typer.Option(0, "--seed", help="Seed of the model weights and of --validate's random steps."),
@@ -119,7 +119,7 @@ def _profile(model, device, dtype, out, quick, max_num_seqs, max_model_len, seed
     console.print(f"profile written to {path} ({prof.profile_seconds:.0f} s)")
 
 
-def _validate(path: Path, steps: int, seed: int, threads: int | None) -> None:
+def _validate(path: str, steps: int, seed: int, threads: int | None) -> None:
     import statistics
 
     import numpy as np
@@ -127,9 +127,9 @@ def _validate(path: Path, steps: int, seed: int, threads: int | None) -> None:
     from rich.progress import Progress
     from rich.table import Table
 
-    from inferneo_bench.engine.profile import read_profile, validate_profile
+    from inferneo_bench.engine.profile import load_profile, validate_profile
 
-    prof = read_profile(path)
+    prof = load_profile(path)
     if threads is None and prof.device_type == "cpu":
         threads = (prof.environment.get("torch") or {}).get("num_threads")
     engine = _engine(prof.model, prof.device_type, prof.dtype, prof.num_slots, prof.max_model_len, seed, threads)

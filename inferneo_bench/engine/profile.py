@@ -130,6 +130,9 @@ def save_profile(profile: Profile, path: str | os.PathLike[str]) -> Path:
         with os.fdopen(fd, "w") as fh:
             json.dump(profile.to_dict(), fh, separators=(",", ":"), sort_keys=True)
             fh.write("\n")
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes it private; a profile is a normal shareable file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -115,9 +115,13 @@ def main() -> None:
     ap.add_argument("--max-num-seqs", type=int, default=256)
     ap.add_argument("--prompt-budget", type=int, default=4096, help="prompt tokens admitted per step")
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--stretch", type=float, default=1.0, help="multiply arrival times (> 1: a lighter load)")
     args = ap.parse_args()
-    requests = load_trace(args.trace)
-    print(f"trace: {args.trace.name}, {len(requests):,} requests over {requests[-1][0] / 60:.1f} min")
+    requests = [(a * args.stretch, p, o) for a, p, o in load_trace(args.trace)]
+    print(
+        f"trace: {args.trace.name}, {len(requests):,} requests over {requests[-1][0] / 60:.1f} min "
+        f"(arrivals x{args.stretch:g}), profile {args.profile}, max {args.max_num_seqs} seqs"
+    )
     outputs = []
     for k in range(args.repeat):
         engine = load_sim_engine(args.profile, max_num_seqs=args.max_num_seqs)
