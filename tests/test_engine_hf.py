@@ -85,6 +85,21 @@ def test_bad_model_arguments(tmp_path):
         load_engine("gpt5", device="cpu")
     with pytest.raises(UserError, match="no config.json"):
         load_engine(str(tmp_path), device="cpu")
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": 8}))
+    with pytest.raises(UserError, match="missing key 'num_attention_heads'"):
+        load_engine(str(tmp_path), device="cpu")
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "mamba"}))
     with pytest.raises(UserError, match="model_type 'mamba' is not supported"):
         load_engine(str(tmp_path), device="cpu")
+
+
+def test_bad_engine_options():
+    with pytest.raises(UserError, match="unknown; use one of"):
+        load_engine("tiny", device="cpu", dtype="int4")
+    with pytest.raises(UserError, match="must be within 1..2048"):
+        load_engine("tiny", device="cpu", max_model_len=4096)
+    with pytest.raises(UserError, match="holds no sequence"):
+        load_engine("tiny", device="cpu", max_model_len=64, kv_cache_tokens=10)
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="CUDA is not available"):
+            load_engine("tiny", device="cuda")

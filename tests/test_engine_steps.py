@@ -192,15 +192,23 @@ def test_injected_oom_fails_the_step_and_engine_keeps_serving(monkeypatch):
 
 
 def test_bucketed_decode_path_matches_reference():
-    """The CUDA-graph path's bucketing (batch padded to a bucket, context to a power of two), run eagerly."""
+    """The CUDA-graph path's logic, run eagerly: batch padded to a bucket, context to a power of two, the
+    slot layout (rows = slots, no gather) when slots are compact, the gather layout when they are not."""
     e = make(slots=8, max_len=300, bucketed_decode=True)
-    for i in range(5):
+    for i in range(8):
         e.add_sequence(f"s{i}", 4 + 3 * i)
-    run(e, StepPlan([SeqStep(f"s{i}", 0, 4 + 3 * i, True) for i in range(5)]))
-    for k in range(2):
+    run(e, StepPlan([SeqStep(f"s{i}", 0, 4 + 3 * i, True) for i in range(5)]))  # slots 0..4
+    for k in range(2):  # 4 decodes + 1 idle row -> bucket 8; rows = slots, the idle row takes a hole
         seqs = [SeqStep(f"s{i}", 4 + 3 * i + k, 1, True) for i in range(4)]
         seqs.append(SeqStep("s4", 0, 1, False, idle=True))
         run(e, StepPlan(seqs, padded=True, free=["s4"] if k == 0 else []))
+        assert e.decoder.last_layout == "slot"
+    run(e, StepPlan([SeqStep(f"s{i}", 0, 4 + 3 * i, True) for i in (5, 6, 7)]))  # slots 4..6
+    # decodes on slots 5 and 6 only: rows = slots would need bucket 8, over twice bucket 2 -> gather
+    run(e, StepPlan([SeqStep("s6", 22, 1, True), SeqStep("s7", 25, 1, True)], free=["s0", "s1"]))
+    assert e.decoder.last_layout == "gather"
+    run(e, StepPlan([SeqStep(f"s{i}", 4 + 3 * i + 2, 1, True) for i in (2, 3)]))  # slots 2, 3: bucket 4 as slot rows
+    assert e.decoder.last_layout == "slot"
     assert bucket_for(5, e.decoder.buckets) == 8
     assert [ctx_bucket_for(n, 300) for n in (1, 256, 257)] == [256, 256, 300]
     assert bucket_for(10_000, e.decoder.buckets) is None
@@ -226,16 +234,18 @@ def test_model_info_and_sizes():
     assert info["weight_bytes"] == 4 * info["params"] and info["device_type"] == "cpu"
     assert info["num_slots"] == 4 and info["max_model_len"] == 64 and info["dtype"] == "float32"
     assert 1_000_000 < info["params"] < 10_000_000
+    e.close()
+    e.close()
 
 
-@pytest.mark.parametrize("seed", [0, 2, 3])
-def test_random_schedules_match_reference(seed):
+@pytest.mark.parametrize("seed,bucketed", [(0, False), (2, False), (3, False), (0, True), (3, True)])
+def test_random_schedules_match_reference(seed, bucketed):
     """A random scheduler: chunked prefills, decodes, padded or not, swap and recompute preemptions, frees
     and slot reuse, in random interleavings. Every sampled token's logits must match the naive forward."""
     import random
 
     rng = random.Random(seed)
-    e = make(slots=3, max_len=48)
+    e = make(slots=3, max_len=48, bucketed_decode=bucketed)
     prompts = {f"q{i}": rng.randint(2, 20) for i in range(8)}
     target = {s: rng.randint(2, 10) for s in prompts}
     for sid, n in prompts.items():

@@ -41,7 +41,7 @@ def _config(path: Path, hf: dict) -> ModelConfig:
             raise unsupported("scale_attn_by_inverse_layer_idx / reorder_and_upcast_attn")
         if hf.get("scale_attn_weights", True) is False:
             raise unsupported("scale_attn_weights=false")
-        d, positions = hf["n_embd"], hf["n_positions"]
+        d, positions = hf["n_embd"], hf.get("n_positions") or hf["n_ctx"]
         return ModelConfig(
             name, "gpt2", hf["vocab_size"], hf["n_layer"], hf["n_head"], hf["n_head"], d, hf.get("n_inner") or 4 * d,
             min(positions, DEFAULT_MAX_MODEL_LEN), positions, norm_eps=hf.get("layer_norm_epsilon", 1e-5),
@@ -128,7 +128,10 @@ def _map_llama(cfg: ModelConfig, src: dict[str, torch.Tensor]) -> dict[str, torc
 def load_hf_checkpoint(path: Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
     """Config and weights (in model.Transformer's names) of a local checkpoint folder."""
     path = Path(path)
-    cfg = _config(path, _read_config(path))
+    try:
+        cfg = _config(path, _read_config(path))
+    except KeyError as exc:
+        raise UserError(f"{path / 'config.json'}: missing key {exc.args[0]!r}") from None
     src = _read_tensors(path)
     try:
         state = _map_gpt2(cfg, src) if cfg.family == "gpt2" else _map_llama(cfg, src)

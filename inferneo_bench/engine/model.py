@@ -147,7 +147,8 @@ class Attention(nn.Module):
     def forward(self, x, rope, k_cache, v_cache, write_slot, write_pos, read_slot, ctx_len, mask):
         """Write this step's K/V into the cache, then attend over the first ctx_len positions of each row's
         slot. k_cache: [slots, n_kv, max_len, hd]; write_slot/write_pos: [B, T]; read_slot: [B] tensor, or a
-        slice (rows occupy consecutive slots: a view instead of a gather); mask: additive, [B, 1, G*T, ctx_len].
+        slice (rows occupy consecutive slots: a view instead of a gather); mask: additive, [B, 1, G*T, ctx_len],
+        or None when every row is a fresh prefill (positions 0..T-1, ctx_len == T): then plain causal.
 
         Grouped-query attention without repeating K/V: the G = n_head / n_kv query heads of a group are
         folded into the query-length axis ([B, n_kv, G*T, hd], group-major), so every SDPA backend reads each
@@ -159,15 +160,15 @@ class Attention(nn.Module):
         v_cache[write_slot, :, write_pos] = v
         keys = k_cache[read_slot, :, :ctx_len]
         values = v_cache[read_slot, :, :ctx_len]
-        if g > 1:
+        if mask is None:  # fresh prefill from position 0: plainly causal, no mask to build or read
+            y = F.scaled_dot_product_attention(q.transpose(1, 2), keys, values, is_causal=True, enable_gqa=g > 1)
+            y = y.transpose(1, 2)
+        elif g > 1:
             q = q.view(b, t, self.n_kv, g, self.hd).permute(0, 2, 3, 1, 4).reshape(b, self.n_kv, g * t, self.hd)
-        else:
-            q = q.transpose(1, 2)
-        y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)  # [B, n_kv, G*T, hd]
-        if g > 1:
+            y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)  # [B, n_kv, G*T, hd]
             y = y.view(b, self.n_kv, g, t, self.hd).permute(0, 3, 1, 2, 4)
         else:
-            y = y.transpose(1, 2)
+            y = F.scaled_dot_product_attention(q.transpose(1, 2), keys, values, attn_mask=mask).transpose(1, 2)
         return self.wo(y.reshape(b, t, self.n_head * self.hd))
 
     def forward_nocache(self, x, rope):
@@ -244,6 +245,17 @@ class Transformer(nn.Module):
     def weight_bytes(self) -> int:
         return sum(p.numel() * p.element_size() for p in self.parameters())
 
+    def _mask(self, pos: torch.Tensor, ctx_len: int, dtype: torch.dtype) -> torch.Tensor:
+        """One additive mask for all layers: query (b, t) sees cache positions <= pos[b, t]; laid out for the
+        folded GQA queries ([B, 1, G*T, ctx_len], see Attention.forward)."""
+        key_pos = torch.arange(ctx_len, device=pos.device)
+        allowed = key_pos[None, None, None, :] <= pos[:, None, :, None]  # [B, 1, T, ctx_len]
+        mask = torch.zeros(allowed.shape, dtype=dtype, device=pos.device).masked_fill_(~allowed, float("-inf"))
+        g = self.cfg.n_head // self.cfg.n_kv_head
+        if g > 1:
+            mask = mask.repeat(1, 1, g, 1) if pos.shape[1] > 1 else mask.expand(-1, -1, g, -1)
+        return mask
+
     # ---- forwards ------------------------------------------------------------------------------------
     def forward(
         self,
@@ -255,17 +267,12 @@ class Transformer(nn.Module):
         read_slot,  # [B] tensor of slots, or a slice of consecutive slots
         ctx_len: int,  # attend over cache positions [0, ctx_len)
         logit_rows: torch.Tensor | None = None,  # flat indices into B*T whose logits are wanted (None: all)
+        causal: bool = False,  # every row is positions 0..T-1 and ctx_len == T: causal SDPA, no mask
     ) -> torch.Tensor:
         """Cached forward; returns float32 logits [len(logit_rows), vocab] (or [B*T, vocab])."""
         x = self._embed(tokens, pos)
         rope = self._rope(pos, x.dtype)
-        key_pos = torch.arange(ctx_len, device=tokens.device)
-        allowed = key_pos[None, None, None, :] <= pos[:, None, :, None]  # [B, 1, T, ctx_len]
-        # one additive mask for all layers, already laid out for the folded GQA queries ([B, 1, G*T, ctx_len])
-        mask = torch.zeros(allowed.shape, dtype=x.dtype, device=x.device).masked_fill_(~allowed, float("-inf"))
-        g = self.cfg.n_head // self.cfg.n_kv_head
-        if g > 1:
-            mask = mask.repeat(1, 1, g, 1) if tokens.shape[1] > 1 else mask.expand(-1, -1, g, -1)
+        mask = None if causal else self._mask(pos, ctx_len, x.dtype)
         for i, blk in enumerate(self.blocks):
             x = x + blk.attn(
                 blk.norm1(x), rope, cache.k[i], cache.v[i], write_slot, write_pos, read_slot, ctx_len, mask

@@ -99,10 +99,17 @@ def ctx_bucket_for(ctx_len: int, max_len: int) -> int:
 
 class DecodeRunner:
     """Runs T = 1 batches padded to a batch-size bucket and a context-length bucket. On CUDA each
-    (batch bucket, context bucket) is captured once as a CUDA graph and replayed (no per-kernel launch
-    overhead); elsewhere the same padded inputs run eagerly, which keeps the bucketing exercised on CPU.
-    Bucket padding rows read and write only the scratch slot; they are an implementation cost of graphs
-    (as in vLLM), not strategy padding, and are not counted as padded tokens."""
+    (layout, batch bucket, context bucket) is captured once as a CUDA graph and replayed (no per-kernel
+    launch overhead); elsewhere the same padded inputs run eagerly, which keeps this logic exercised on CPU.
+
+    Two layouts. "slot": row j of the bucket is slot j, so attention reads the cache through a view of slots
+    [0, bb) with no gather; used when the step's slots fit in at most twice the batch's own bucket (the
+    common case: slots are handed out lowest-first). Rows of the bucket that no sequence of the step owns
+    are padding: they read their slot (harmless) and write only the scratch slot; idle rows take such a
+    row. "gather": rows in order, each gathering its slot's K/V (any slot set; costs a copy of the K/V read).
+    Bucket padding rows are an implementation cost of graphs (as in vLLM), not strategy padding, and are not
+    counted as padded tokens. Every graph writes its logits into one shared buffer allocated outside the
+    graph pool, so graphs keep no live memory in the pool and any number of them can share it."""
 
     def __init__(self, model: Transformer, cache: KVCache, use_graphs: bool, buckets: Sequence[int]) -> None:
         self.model, self.cache, self.use_graphs = model, cache, use_graphs
@@ -112,69 +119,102 @@ class DecodeRunner:
         n = self.buckets[-1]
         # static inputs shared by every graph: tokens, pos, write_slot, write_pos, read_slot
         self.static = torch.zeros((5, n), dtype=torch.long, device=dev)
-        self.graphs: dict[tuple[int, int], tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}
+        self.logits = torch.zeros((n, model.cfg.vocab_size), dtype=torch.float32, device=dev)
+        self.graphs: dict[tuple[str, int, int], torch.cuda.CUDAGraph] = {}
         self.pool = torch.cuda.graph_pool_handle() if use_graphs else None
+        self.last_layout: str | None = None  # for tests and diagnostics
 
-    def _fill_padding(self, start: int) -> None:
+    def _forward(self, layout: str, bb: int, lb: int) -> None:
         s = self.static
-        s[:, start:] = 0
-        s[2, start:] = self.cache.scratch
-        s[4, start:] = self.cache.scratch
+        read = slice(0, bb) if layout == "slot" else s[4, :bb]
+        out = self.model(s[0, :bb, None], s[1, :bb, None], self.cache, s[2, :bb, None], s[3, :bb, None], read, lb)
+        self.logits[:bb].copy_(out)
 
-    def _forward(self, bb: int, lb: int) -> torch.Tensor:
-        s = self.static
-        return self.model(s[0, :bb, None], s[1, :bb, None], self.cache, s[2, :bb, None], s[3, :bb, None], s[4, :bb], lb)
+    def _padding(self, layout: str, bb: int) -> torch.Tensor:
+        """Host [5, bb] inputs where every row is padding: token 0 at position 0, written to scratch."""
+        buf = torch.zeros((5, bb), dtype=torch.long)
+        buf[2] = self.cache.scratch
+        buf[4] = torch.arange(bb) if layout == "slot" else self.cache.scratch
+        return buf
 
-    def _capture(self, bb: int, lb: int) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
-        self._fill_padding(0)  # warm-up runs must touch only the scratch slot
+    def _capture(self, layout: str, bb: int, lb: int) -> torch.cuda.CUDAGraph:
+        self.static[:, :bb].copy_(self._padding(layout, bb))  # warm-up runs must write only the scratch slot
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
             for _ in range(2):
-                self._forward(bb, lb)
+                self._forward(layout, bb, lb)
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, pool=self.pool):
-            out = self._forward(bb, lb)
-        return graph, out
+            self._forward(layout, bb, lb)
+        return graph
 
-    def capture_all(self, max_batch: int | None = None) -> int:
+    def ctx_buckets(self) -> list[int]:
+        out, ctx = [], MIN_CTX_BUCKET
+        while True:
+            out.append(min(ctx, self.max_len))
+            if ctx >= self.max_len:
+                return out
+            ctx *= 2
+
+    def capture_all(self, max_batch: int | None = None, layouts: Sequence[str] = ("slot", "gather")) -> int:
         """Capture every graph up front (call during warm-up so no measured step pays for a capture)."""
         if not self.use_graphs:
             return 0
-        lb, ctx = [], MIN_CTX_BUCKET
-        while True:
-            lb.append(min(ctx, self.max_len))
-            if ctx >= self.max_len:
-                break
-            ctx *= 2
-        for bb in self.buckets:
-            if max_batch is not None and bb > bucket_for(max_batch, self.buckets):
-                break
-            for c in lb:
-                if (bb, c) not in self.graphs:
-                    self.graphs[(bb, c)] = self._capture(bb, c)
+        top = self.buckets[-1] if max_batch is None else bucket_for(max_batch, self.buckets) or self.buckets[-1]
+        for layout in layouts:
+            for bb in self.buckets:
+                if bb > top:
+                    break
+                for lb in self.ctx_buckets():
+                    if (layout, bb, lb) not in self.graphs:
+                        self.graphs[(layout, bb, lb)] = self._capture(layout, bb, lb)
         return len(self.graphs)
 
-    def run(self, inputs: torch.Tensor, ctx_len: int) -> torch.Tensor | None:
-        """inputs: [5, B] long on the device. Returns logits [B, vocab], or None if B is too large."""
-        b = inputs.shape[1]
+    def _place(self, rslot: list[int]) -> tuple[str, int, list[int]] | None:
+        """Choose the layout and bucket; returns (layout, bb, bucket row of each input row). The slot layout
+        may use up to twice the rows of the batch's own bucket: on a GPU a padding row costs only its share
+        of attention reads, about what gathering a real row costs."""
+        b, scratch = len(rslot), self.cache.scratch
         bb = bucket_for(b, self.buckets)
         if bb is None:
             return None
+        real = [s for s in rslot if s != scratch]
+        assert len(set(real)) == len(real), "two rows of one step share a KV slot"
+        sb = bucket_for(max(real, default=0) + 1, self.buckets)
+        if sb is not None and sb <= 2 * bb:
+            sb = max(sb, bb)
+            taken = set(real)
+            holes = iter(j for j in range(sb) if j not in taken)
+            rows = [s if s != scratch else next(holes, -1) for s in rslot]
+            if -1 not in rows:
+                return "slot", sb, rows
+        return "gather", bb, list(range(b))
+
+    def run(self, toks, pos, wslot, wpos, rslot, ctx_len: int) -> tuple[torch.Tensor, list[int]] | None:
+        """Host lists of one token per row. Returns (logits [bb, vocab] in the shared buffer, bucket row of
+        each input row), or None when the batch exceeds the largest bucket."""
+        placed = self._place(rslot)
+        if placed is None:
+            return None
+        layout, bb, rows = placed
         lb = ctx_bucket_for(ctx_len, self.max_len)
-        self.static[:, :b].copy_(inputs)
-        self._fill_padding(b)
-        if not self.use_graphs:
-            return self._forward(bb, lb)[:b]
-        key = (bb, lb)
-        if key not in self.graphs:
-            self.graphs[key] = self._capture(bb, lb)
-            self.static[:, :b].copy_(inputs)
-            self._fill_padding(b)
-        graph, out = self.graphs[key]
-        graph.replay()
-        return out[:b]
+        buf = self._padding(layout, bb)
+        idx = torch.tensor(rows, dtype=torch.long)
+        buf[:, idx] = torch.tensor([toks, pos, wslot, wpos, rslot], dtype=torch.long)
+        if layout == "slot":
+            buf[4] = torch.arange(bb)  # the view reads slot j for row j; idle rows read a hole, harmlessly
+        key = (layout, bb, lb)
+        if self.use_graphs and key not in self.graphs:
+            self.graphs[key] = self._capture(layout, bb, lb)
+        self.static[:, :bb].copy_(buf.to(self.static.device, non_blocking=True))
+        self.last_layout = layout
+        if self.use_graphs:
+            self.graphs[key].replay()
+        else:
+            self._forward(layout, bb, lb)
+        return self.logits[:bb], rows
 
 
 class _Timer:
@@ -200,7 +240,13 @@ class _Timer:
 
 
 class TorchEngine:
-    """The real-model engine (implements steps.Engine)."""
+    """The real-model engine (implements steps.Engine). Build it with load_engine().
+
+    Attributes for the runner and the profiler: max_model_len, num_slots (sequences resident at once),
+    kv_bytes_per_token, weight_bytes, params, device, dtype, cfg (model.ModelConfig); model_info() for the
+    result file. Options: use_cuda_graphs / bucketed_decode (default: on with CUDA), keep_logits (tests:
+    keep each sampled row's logits in last_logits). Call warmup() before a measured run on CUDA so no step
+    pays for a graph capture."""
 
     def __init__(
         self,
@@ -304,10 +350,12 @@ class TorchEngine:
         return StepResult(step_s, tokens, useful, computed - useful, failed, swap_s)
 
     def close(self) -> None:
+        """Release the model, cache and graphs (idempotent); the engine cannot step afterwards."""
         self._seqs.clear()
+        self.last_logits.clear()
         self.decoder = None
-        del self.cache
-        del self.model
+        self.__dict__.pop("cache", None)
+        self.__dict__.pop("model", None)
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
 
@@ -457,11 +505,12 @@ class TorchEngine:
                 logit_rows.append(i * t + n - 1)
         dev = self.device
         if t == 1 and self.decoder is not None:
-            flat = torch.tensor([[x[0] for x in toks], [p[0] for p in pos], [w[0] for w in wslot],
-                                 [w[0] for w in wpos], rslot], dtype=torch.long).to(dev, non_blocking=True)  # fmt: skip
-            logits = self.decoder.run(flat, ctx)
-            if logits is not None:
-                return logits.index_select(0, torch.tensor(logit_rows, dtype=torch.long, device=dev))
+            flat = [x[0] for x in toks], [p[0] for p in pos], [w[0] for w in wslot], [w[0] for w in wpos]
+            res = self.decoder.run(*flat, rslot, ctx)
+            if res is not None:
+                logits, at = res
+                pick = torch.tensor([at[i] for i in logit_rows], dtype=torch.long).to(dev, non_blocking=True)
+                return logits.index_select(0, pick)
         b = len(rows)
         packed = torch.tensor([toks, pos, wslot, wpos], dtype=torch.long).to(dev, non_blocking=True)
         if rslot == list(range(rslot[0], rslot[0] + b)):
@@ -469,7 +518,9 @@ class TorchEngine:
         else:
             read = torch.tensor(rslot, dtype=torch.long).to(dev, non_blocking=True)
         lrows = torch.tensor(logit_rows, dtype=torch.long).to(dev, non_blocking=True)
-        return self.model(packed[0], packed[1], self.cache, packed[2], packed[3], read, ctx, lrows)
+        # fresh prefills (static batches, first chunks) need no mask: causal attention, flash-capable
+        causal = t > 1 and ctx == t and all(r.seq is not None and r.step.start_pos == 0 for r in rows)
+        return self.model(packed[0], packed[1], self.cache, packed[2], packed[3], read, ctx, lrows, causal)
 
 
 def _resolve_device(device: str) -> torch.device:
