@@ -113,3 +113,15 @@ def test_predict_routes_plans_to_their_surface() -> None:
     assert cost.predict(mixed) == pytest.approx(mx[1][1], rel=1e-12)
     assert cost.predict(StepPlan([])) == 0.0
     assert cost.predict(StepPlan([]), swap_tokens=1000) == pytest.approx(1000 * 1024 / 5e9)
+
+
+def test_min_statistic_is_exact_on_its_grid_points() -> None:
+    _, profile = analytic_profile()
+    cost = CostModel(profile, "min_s")
+    surf = profile.surfaces["prefill_unpadded"]
+    for b, row in zip(surf["xs"], surf["min_s"], strict=True):
+        for n, low in zip(surf["ys"], row, strict=True):
+            if low is not None:
+                assert cost.predict(StepPlan([SeqStep(f"s{i}", 0, n, True) for i in range(b)])) == low
+    with pytest.raises(ValueError, match="stat"):
+        CostModel(profile, "mean_s")

@@ -113,15 +113,20 @@ class CostModel:
     """Step-time predictor built once from a profile; `predict(plan)` or, from the simulator's hot loop,
     `step_time(...)` with the plan's shape already counted."""
 
-    def __init__(self, profile: Profile) -> None:
+    def __init__(self, profile: Profile, stat: str = "median_s") -> None:
+        """`stat`: the per-point statistic interpolated, "median_s" (default) or "min_s" (the least loaded
+        sample; steadier when a shared machine's load drifts between profiling and use)."""
+        if stat not in ("median_s", "min_s", "max_s"):
+            raise ValueError(f"stat {stat!r}: use median_s, min_s or max_s")
+        self.stat = stat
         surfaces = profile.surfaces
         missing = [name for name in SURFACES if name not in surfaces]
         if missing:
             raise ValueError(f"profile lacks surfaces {missing}")
-        self.decode = Surface(*_table(surfaces["decode"]))
-        self.prefill_padded = Surface(*_table(surfaces["prefill_padded"]))
-        self.prefill_unpadded = Surface(*_table(surfaces["prefill_unpadded"]))
-        self.mixed = Surface(*_table(surfaces["mixed"]))
+        self.decode = Surface(*_table(surfaces["decode"], stat))
+        self.prefill_padded = Surface(*_table(surfaces["prefill_padded"], stat))
+        self.prefill_unpadded = Surface(*_table(surfaces["prefill_unpadded"], stat))
+        self.mixed = Surface(*_table(surfaces["mixed"], stat))
         self.mixed_context = float(profile.mixed_context)
         self.kv_bytes_per_token = int(profile.kv_bytes_per_token)
         bw = profile.swap_bandwidth_gbs or profile.copy_bandwidth_gbs
@@ -132,7 +137,7 @@ class CostModel:
         """Per-step cost outside forward calls (timer, bookkeeping, sampling), counted once per step: what a
         mixed step costs less than its prompt and its decodes run as two steps."""
         est = []
-        for bd, row in zip(mixed["xs"], mixed["median_s"], strict=False):
+        for bd, row in zip(mixed["xs"], mixed[self.stat], strict=False):
             for n, t in zip(mixed["ys"], row, strict=False):
                 if t is not None:
                     est.append(self.prefill_unpadded(1, n) + self.decode(bd, self.mixed_context) - t)
@@ -189,5 +194,5 @@ class CostModel:
         return self.step_time(plan.padded, n_one, one_ctx, n_idle, prompts) + self.swap_time(swap_tokens)
 
 
-def _table(surface: dict) -> tuple[list, list, list]:
-    return surface["xs"], surface["ys"], surface["median_s"]
+def _table(surface: dict, stat: str) -> tuple[list, list, list]:
+    return surface["xs"], surface["ys"], surface[stat]

@@ -27,7 +27,9 @@ _MIX = 2654435761  # Knuth's multiplicative hash constant
 
 class SimEngine:
     """Engine protocol on a profile. `num_slots` may exceed the profiled one (predictions then extrapolate,
-    see cost_model); `max_model_len` may not exceed the model's."""
+    see cost_model); `max_model_len` may not exceed the model's. `stat` picks the profile statistic the
+    cost model interpolates: "median_s" (default), or "min_s" (fastest sample: steadier when the profiling
+    machine's load drifted)."""
 
     def __init__(
         self,
@@ -36,6 +38,7 @@ class SimEngine:
         max_num_seqs: int | None = None,
         max_model_len: int | None = None,
         seed: int = 0,
+        stat: str = "median_s",
     ) -> None:
         if max_model_len is not None and max_model_len > profile.max_model_len:
             raise UserError(
@@ -43,7 +46,7 @@ class SimEngine:
                 f"{profile.max_model_len} tokens; use a smaller value"
             )
         self.profile = profile
-        self.cost = CostModel(profile)
+        self.cost = CostModel(profile, stat)
         self.max_model_len = int(max_model_len or profile.max_model_len)
         self.num_slots = int(max_num_seqs or profile.num_slots)
         self.kv_bytes_per_token = profile.kv_bytes_per_token
@@ -154,10 +157,11 @@ def load_sim_engine(
     max_num_seqs: int | None = None,
     max_model_len: int | None = None,
     seed: int = 0,
+    stat: str = "median_s",
 ) -> SimEngine:
     """A `SimEngine` from a shipped profile name ('tiny-cpu'), a profile file, or a `Profile`."""
     if not isinstance(profile, Profile):
         profile = load_profile(profile, model)
     elif model is not None and profile.model != model:
         raise UserError(f"profile of model '{profile.model}', not '{model}'")
-    return SimEngine(profile, max_num_seqs=max_num_seqs, max_model_len=max_model_len, seed=seed)
+    return SimEngine(profile, max_num_seqs=max_num_seqs, max_model_len=max_model_len, seed=seed, stat=stat)
