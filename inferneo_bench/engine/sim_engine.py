@@ -67,6 +67,10 @@ class SimEngine:
         }
         return info
 
+    def warmup(self, max_batch: int | None = None) -> int:
+        """Interface parity with TorchEngine.warmup (nothing to capture); returns 0 graphs."""
+        return 0
+
     def add_sequence(self, seq_id: str, prompt_len: int, prompt_ids: Sequence[int] | None = None) -> None:
         if seq_id in self._base:
             raise ValueError(f"sequence {seq_id!r} is already registered")
