@@ -71,6 +71,12 @@ class SimEngine:
         """Interface parity with TorchEngine.warmup (nothing to capture); returns 0 graphs."""
         return 0
 
+    def reset(self) -> None:
+        """Forget every sequence (between replays), as TorchEngine.reset."""
+        self._base.clear()
+        self._kv.clear()
+        self._swapped.clear()
+
     def add_sequence(self, seq_id: str, prompt_len: int, prompt_ids: Sequence[int] | None = None) -> None:
         if seq_id in self._base:
             raise ValueError(f"sequence {seq_id!r} is already registered")
