@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from inferneo_bench.console import make_console
+
 _VERDICT_STYLE = {"REGRESSION": "bold red", "INCONCLUSIVE": "yellow", "IMPROVEMENT": "green", "OK": "green"}
 
 
@@ -64,14 +66,11 @@ def _groups(report):  # (name, [comparisons]) in first-seen order
 
 
 def _print(report) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from inferneo_bench.regress import format_row
 
-    console = Console()
-    if not console.is_terminal:  # CI logs: do not squeeze the table into 80 columns
-        console = Console(width=120)
+    console = make_console(120)
     s = report.settings
     for name, rows in _groups(report).items():
         title = f"{name}: baseline vs current (threshold {s.threshold * 100:g}%; ↑/↓: higher/lower is better)"

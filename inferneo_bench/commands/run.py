@@ -7,6 +7,7 @@ from typing import Any
 
 import typer
 
+from inferneo_bench.console import make_console
 from inferneo_bench.errors import UserError
 
 
@@ -126,12 +127,10 @@ def demo(
 
 
 def execute(options: Any, quiet: bool, demo_table: bool = False) -> None:
-    from rich.console import Console
-
     from inferneo_bench.runner.session import run_session
     from inferneo_bench.runner.summary_table import demo_summary_table, run_summary_table
 
-    console = Console(stderr=False)
+    console = make_console(120)
     outcomes, interrupted = run_session(options, console=None if quiet else console)
     if quiet:
         for o in outcomes:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from inferneo_bench.console import make_console
+
 workloads_app = typer.Typer(
     name="workloads",
     help="List, inspect and convert workloads (shipped specs and trace files).",
@@ -74,7 +76,6 @@ def list_workloads(as_json: bool = typer.Option(False, "--json", help="Print as 
         return
     if not rows:
         raise UserError(f"no workload specs found in {workloads_dir()} (set INFERNEO_BENCH_WORKLOADS)")
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"workloads ({workloads_dir()})")
@@ -94,9 +95,7 @@ def list_workloads(as_json: bool = typer.Option(False, "--json", help="Print as 
                 _rate(r["mean_rate"]),
                 r["source"],
             )
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=160)  # pipes and captures: do not fold the source column into slivers
+    console = make_console(160)
     console.print(table)
 
 
