@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 
-@dataclass(frozen=True, slots=True)
-class SeqStep:
+@dataclass(slots=True)
+class SeqStep:  # not frozen: a frozen dataclass's __init__ costs ~2x, and plans build one per sequence per step
     seq_id: str
     start_pos: int
     num_tokens: int
