@@ -74,6 +74,9 @@ class StepRecord:
     events: list[str] = field(default_factory=list)
 
 
+STEP_FIELDS = tuple(f.name for f in fields(StepRecord))
+
+
 @dataclass
 class RunInfo:
     id: str
@@ -103,7 +106,13 @@ class RunResult:
     tool: dict[str, str] = field(default_factory=lambda: {"name": "inferneo-bench", "version": __version__})
 
     def to_dict(self) -> dict[str, Any]:
+        """The file's content. `steps` is stored as a table, {"fields": [...], "rows": [[...], ...]}: an engine
+        runs thousands of steps and repeating every key name would triple the file."""
         data = asdict(self)
+        data["steps"] = {
+            "fields": list(STEP_FIELDS),
+            "rows": [[step[f] for f in STEP_FIELDS] for step in data["steps"]],
+        }
         return {key: data[key] for key in TOP_LEVEL_KEYS}
 
     @classmethod
@@ -118,13 +127,21 @@ class RunResult:
                 strategy=data["strategy"],
                 summary=data["summary"],
                 requests=[_build(RequestRecord, r) for r in data["requests"]],
-                steps=[_build(StepRecord, s) for s in data["steps"]],
+                steps=_steps(data["steps"]),
                 telemetry=data["telemetry"],
                 schema_version=data["schema_version"],
                 tool=data["tool"],
             )
-        except (TypeError, KeyError) as exc:
+        except (TypeError, KeyError, ValueError) as exc:
             raise ResultFileError(f"{source}: malformed record ({exc}); re-run to regenerate the file") from None
+
+
+def _steps(data: Any) -> list[StepRecord]:
+    """Steps from the table form (or a plain list of step objects, which is accepted too)."""
+    if isinstance(data, dict):
+        fields_ = data["fields"]
+        return [_build(StepRecord, dict(zip(fields_, row, strict=True))) for row in data["rows"]]
+    return [_build(StepRecord, s) for s in data]
 
 
 def _build(cls: type, data: dict[str, Any]) -> Any:
@@ -161,8 +178,10 @@ def save(result: RunResult, path: str | os.PathLike[str]) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(result.to_dict(), fh, indent=1, allow_nan=False, default=_json_default)
+            # compact: per-step and per-token records dominate the size (pretty-print with python -m json.tool)
+            json.dump(result.to_dict(), fh, separators=(",", ":"), allow_nan=False, default=_json_default)
             fh.write("\n")
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a result file is meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -75,7 +75,7 @@ def test_result_round_trip(tmp_path):
     ("mutate", "expected"),
     [
         (lambda text: text[: len(text) // 2], "corrupt JSON"),
-        (lambda text: text.replace('"schema_version": 1', '"schema_version": 99'), "schema_version 99"),
+        (lambda text: json.dumps({**json.loads(text), "schema_version": 99}), "schema_version 99"),
         (
             lambda text: json.dumps({k: v for k, v in json.loads(text).items() if k != "summary"}),
             "missing key 'summary'",
