@@ -22,7 +22,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-_state = {"debug": False}
+_state: dict = {"debug": False, "argv": None}
+
+
+def invocation() -> str:
+    """The command line being run, for the result file's run.command (works in-process too)."""
+    import shlex
+
+    argv = _state["argv"] if _state["argv"] is not None else sys.argv[1:]
+    return shlex.join(["inferneo-bench", *argv])
 
 
 def _version(value: bool) -> None:
@@ -56,7 +64,8 @@ _register_commands()
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point with the central error policy."""
-    _state["debug"] = "--debug" in (argv if argv is not None else sys.argv[1:])
+    _state["argv"] = list(argv) if argv is not None else sys.argv[1:]
+    _state["debug"] = "--debug" in _state["argv"]
     try:
         # standalone: click itself shows usage errors (exit 2) and turns Exit into SystemExit with its code
         app(args=argv, standalone_mode=True)

@@ -9,8 +9,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import secrets
-import shlex
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -78,13 +76,19 @@ class RunOptions:
     telemetry_interval_s: float = 0.1
     threads: int | None = 1  # torch intra-op threads on the CPU (None: torch's default)
     validity: ValidityRules = field(default_factory=ValidityRules)
-    command: str = field(default_factory=lambda: shlex.join(["inferneo-bench", *sys.argv[1:]]))
+    command: str = field(default_factory=lambda: _invocation())
 
 
 @dataclass
 class TrialOutcome:
     path: Path
     result: results.RunResult
+
+
+def _invocation() -> str:
+    from inferneo_bench.cli import invocation
+
+    return invocation()
 
 
 def new_run_id() -> str:

@@ -1,0 +1,63 @@
+"""The committed simulated baseline (results/baseline/sim, made by `bash .ci/perf-check refresh`) gates CI:
+re-running its own command reproduces it exactly, and a deliberately degraded scheduler configuration (the
+static batch cap halved) is flagged as a regression."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import pytest
+
+from inferneo_bench import results
+
+BASELINE = Path(__file__).resolve().parents[1] / "results" / "baseline" / "sim"
+
+
+def baseline_command(out: Path) -> list[str]:
+    """The baseline's own `run` arguments, writing to `out` instead."""
+    args = shlex.split(results.load(BASELINE / "fixed_size.json").run.command)[1:]
+    for flag, value in (("--out", str(out)), ("--run-id", "current")):
+        args[args.index(flag) + 1] = value
+    return args
+
+
+@pytest.fixture(scope="module")
+def baseline_files() -> list[Path]:
+    files = sorted(BASELINE.glob("*.json"))
+    assert len(files) == 6, "results/baseline/sim must hold one result per strategy: bash .ci/perf-check refresh"
+    return files
+
+
+def test_identical_run_passes(cli, tmp_path, baseline_files):
+    code, _, err = cli(*baseline_command(tmp_path))
+    assert code == 0, err
+    for path in baseline_files:  # deterministic: the same summary, to the last digit
+        assert results.load(tmp_path / "current" / path.name).summary == results.load(path).summary
+    code, out, err = cli("check", "--baseline", str(BASELINE), "--current", str(tmp_path / "current"))
+    assert code == 0, out + err
+    assert "REGRESSION" not in out
+
+
+def test_halved_batch_cap_is_a_regression(cli, tmp_path, baseline_files):
+    code, _, err = cli(*baseline_command(tmp_path), "--set", "max_num_partial_prefills=2")
+    assert code == 0, err
+    code, out, _ = cli(
+        "check",
+        "--baseline",
+        str(BASELINE),
+        "--current",
+        str(tmp_path / "current"),
+        "--json",
+        str(tmp_path / "verdicts.json"),
+    )
+    assert code == 1
+    verdicts = results_json(tmp_path / "verdicts.json")
+    flagged = {(c["strategy"], c["metric"]) for c in verdicts["comparisons"] if c["verdict"] == "REGRESSION"}
+    assert ("fixed_size", "output_throughput") in flagged and ("fixed_size", "p99_ttft_ms") in flagged
+
+
+def results_json(path: Path) -> dict:
+    import json
+
+    return json.loads(path.read_text())
