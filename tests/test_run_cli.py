@@ -130,3 +130,41 @@ def test_result_file_is_json_with_the_contract_keys(cli, tmp_path):
     ):
         assert key in data["summary"]
     assert data["strategy"]["stats"]["total_requests"] == 4
+
+
+def test_demo_runs_every_strategy_through_run(cli, tmp_path):
+    code, out, err = cli("demo", "--engine", "sim", "--profile", "tiny-cpu", "--out", str(tmp_path))
+    assert code == 0, err
+    assert "pad avoided" in out and out.count("VALID") == 6
+    (run_dir,) = tmp_path.iterdir()
+    assert sorted(p.stem for p in run_dir.iterdir()) == sorted(
+        ["fixed_size", "adaptive", "coalescing", "latency_optimized", "throughput_optimized", "continuous"]
+    )
+
+
+def test_sim_runs_are_deterministic_and_recompute(cli, tmp_path):
+    args = [
+        "run",
+        "--engine",
+        "sim",
+        "--profile",
+        "tiny-cpu",
+        "--strategy",
+        "all",
+        "--workload",
+        "priority-mix",
+        "--num-requests",
+        "60",
+        "--quiet",
+        "--out",
+        str(tmp_path),
+    ]
+    assert cli(*args, "--run-id", "a")[0] == 0 and cli(*args, "--run-id", "b")[0] == 0
+    for path in sorted((tmp_path / "a").iterdir()):
+        a, b = results.load(path), results.load(tmp_path / "b" / path.name)
+        assert a.summary == b.summary and a.requests == b.requests
+        for sa, sb in zip(a.steps, b.steps, strict=True):  # all but the wall time the scheduler took to plan
+            sa.scheduler_us = sb.scheduler_us
+            assert sa == sb
+        assert a.model["simulated_from"]["device_type"] == "cpu"
+        assert_recomputes(a)

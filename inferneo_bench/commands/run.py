@@ -112,16 +112,23 @@ def run(
 
 
 def demo(
-    model: str = typer.Option("tiny", "--model", "-m", help="Model preset or local HF folder."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Model preset or local HF folder [default: tiny]."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     engine: str = typer.Option("torch", "--engine", help="torch or sim."),
+    profile: str | None = typer.Option(None, "--profile", help="Engine profile for --engine sim (e.g. tiny-cpu)."),
     out: Path = typer.Option(Path("results"), "--out", help="Output folder."),
 ) -> None:
     """The Inferneo design document's demo: every strategy on the default workload, one table."""
     from inferneo_bench.runner.session import STRATEGIES, RunOptions
 
     options = RunOptions(
-        strategies=list(STRATEGIES), workload="default", model=model, device=device, engine=engine, out=out
+        strategies=list(STRATEGIES),
+        workload="default",
+        model=model,
+        device=device,
+        engine=engine,
+        profile=profile,
+        out=out,
     )
     execute(options, quiet=False, demo_table=True)
 
