@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from inferneo_bench import __version__
 from inferneo_bench.errors import ResultFileError
+from inferneo_bench.fileio import atomic_writer
 
 SCHEMA_VERSION = 1
 TOP_LEVEL_KEYS = (
@@ -172,21 +172,12 @@ def validate(data: Any, source: object) -> None:
 
 
 def save(result: RunResult, path: str | os.PathLike[str]) -> Path:
-    """Write atomically (temp file in the same folder, then rename): a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            # compact: per-step and per-token records dominate the size (pretty-print with python -m json.tool)
-            json.dump(result.to_dict(), fh, separators=(",", ":"), allow_nan=False, default=_json_default)
-            fh.write("\n")
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a result file is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write atomically: a crash never leaves half a file. Compact JSON: per-step and per-token records
+    dominate the size (pretty-print with python -m json.tool)."""
+    with atomic_writer(path) as fh:
+        json.dump(result.to_dict(), fh, separators=(",", ":"), allow_nan=False, default=_json_default)
+        fh.write("\n")
+    return Path(path)
 
 
 def _json_default(value: Any) -> Any:

@@ -17,7 +17,6 @@ import json
 import os
 import random
 import statistics
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from inferneo_bench.errors import UserError
+from inferneo_bench.fileio import atomic_writer
 from inferneo_bench.steps import SeqStep, StepPlan
 
 PROFILE_SCHEMA = "inferneo-bench-profile"
@@ -123,21 +123,10 @@ _OPTIONAL = {"environment", "created_at", "profile_seconds", "schema", "version"
 
 def save_profile(profile: Profile, path: str | os.PathLike[str]) -> Path:
     """Write atomically (a temp file renamed into place), compact JSON."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(profile.to_dict(), fh, separators=(",", ":"), sort_keys=True)
-            fh.write("\n")
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes it private; a profile is a normal shareable file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_writer(path) as fh:
+        json.dump(profile.to_dict(), fh, separators=(",", ":"), sort_keys=True)
+        fh.write("\n")
+    return Path(path)
 
 
 def read_profile(path: str | os.PathLike[str], model: str | None = None) -> Profile:

@@ -8,11 +8,10 @@ Line 1 (optional on input): {"format": "inferneo-jsonl", "version": 1, "name", "
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from inferneo_bench.errors import UserError
+from inferneo_bench.fileio import atomic_writer
 from inferneo_bench.workload.spec import Workload
 from inferneo_bench.workload.traces import JSONL_HEADER_FORMAT
 
@@ -32,13 +31,7 @@ def write_jsonl(workload: Workload, path: str | Path) -> None:
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise UserError(f"{path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(json.dumps(header) + "\n")
-            for r in workload.requests:
-                f.write(json.dumps(r.to_dict()) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_writer(path) as f:
+        f.write(json.dumps(header) + "\n")
+        for r in workload.requests:
+            f.write(json.dumps(r.to_dict()) + "\n")
