@@ -28,3 +28,14 @@ def cli():
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny shapes: one intra-op thread is fastest, and avoids OpenMP contention on a shared machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

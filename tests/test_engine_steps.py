@@ -12,13 +12,7 @@ from inferneo_bench.steps import SeqStep, StepPlan
 TOL = 1e-4
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny shapes: one intra-op thread is fastest, and avoids OpenMP contention on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make(model: str = "tiny", slots: int = 4, max_len: int = 64, **kw) -> TorchEngine:
