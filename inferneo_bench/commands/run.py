@@ -41,6 +41,13 @@ def run(
     dtype: str | None = typer.Option(None, "--dtype", help="float32, bfloat16 or float16 (default: bf16 on CUDA)."),
     engine: str = typer.Option("torch", "--engine", help="torch (real model) or sim (profiled simulator)."),
     profile: str | None = typer.Option(None, "--profile", help="Engine profile for --engine sim (name or file)."),
+    trace_format: str | None = typer.Option(
+        None,
+        "--format",
+        help="Trace format of a --workload file (default: "
+        "detected): azure, burstgpt, mooncake, lengths, splitwise, jsonl.",
+    ),
+    skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="Skip (and count) malformed trace rows."),
     num_requests: int | None = typer.Option(None, "--num-requests", "-n", help="Replay at most N requests."),
     duration: float | None = typer.Option(None, "--duration", help="Replay the first S seconds of the workload."),
     rate: float | None = typer.Option(None, "--rate", help="Rescale arrivals to this mean rate (req/s)."),
@@ -89,6 +96,8 @@ def run(
         engine=engine,
         profile=profile,
         num_requests=num_requests,
+        trace_format=trace_format,
+        skip_bad_rows=skip_bad_rows,
         duration=duration,
         rate=rate,
         time_scale=time_scale,

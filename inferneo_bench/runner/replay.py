@@ -131,6 +131,7 @@ def replay(
     *,
     to_sched_request: Callable[[Request], Any] = make_sched_request,
     gpu_utilization: Callable[[], float | None] | None = None,
+    memory_usage: Callable[[], float | None] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> ReplayOutcome:
     specs = sorted(workload, key=lambda r: r.arrival_s)  # stable: ties stay in file order
@@ -272,7 +273,8 @@ def replay(
                     end(state, "completed", t_end)
 
             util = gpu_utilization() if gpu_utilization is not None else None
-            core.complete_step(plan, result, finished, t_end, gpu_utilization=util)
+            memory = memory_usage() if memory_usage is not None else None
+            core.complete_step(plan, result, finished, t_end, gpu_utilization=util, memory_usage=memory)
             if not plan.seqs:  # a plan that only released KV: no compute, no step record
                 continue
             steps.append(

@@ -58,6 +58,8 @@ class RunOptions:
     engine: str = "torch"  # or "sim"
     profile: str | None = None  # sim: shipped profile name or path
     num_requests: int | None = None
+    trace_format: str | None = None  # --format of a trace file (default: detected)
+    skip_bad_rows: bool = False
     duration: float | None = None
     rate: float | None = None
     time_scale: float | None = None
@@ -225,6 +227,7 @@ def run_trial(
                     request_timeout_s=options.request_timeout_s,
                 ),
                 gpu_utilization=sampler.latest_util if sampler.available else None,
+                memory_usage=sampler.latest_mem_mb if sampler.available else None,
                 on_progress=on_progress,
             )
         finally:
@@ -341,6 +344,8 @@ def load_session_workload(options: RunOptions, max_model_len: int) -> tuple[Any,
         rate=options.rate,
         time_scale=options.time_scale,
         seed=options.seed,
+        format=options.trace_format,
+        skip_bad_rows=options.skip_bad_rows or None,
     )
     context = apply_context_policy(workload.requests, max_model_len, options.context_policy)
     if options.context_policy != "reject":

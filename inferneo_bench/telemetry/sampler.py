@@ -76,6 +76,10 @@ class NvmlSampler:
         """Most recent kernel-busy %, for the adaptive strategy (None when not measured)."""
         return self.samples[-1]["gpu_util_pct"] if self.samples else None
 
+    def latest_mem_mb(self) -> float | None:
+        """Most recent device memory used (MB), passed to the scheduler as memory_usage (None when not measured)."""
+        return self.samples[-1]["mem_used_mb"] if self.samples else None
+
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
             self.samples.append(self.sample())
