@@ -64,15 +64,16 @@ def compare(
 
 
 def _width(width: int | None) -> int:
-    from rich.console import Console
+    """--width, else the terminal's, else 160 columns for pipes and CI logs (not Rich's 80)."""
+    from inferneo_bench.console import make_console
 
-    return width or Console(file=sys.stdout).width
+    return width or make_console(160).width
 
 
 def _print(renderable: object, width: int | None) -> None:
     from rich.console import Console
 
-    Console(file=sys.stdout, width=width).print(renderable)
+    Console(file=sys.stdout, width=_width(width)).print(renderable)
 
 
 def register(app: typer.Typer) -> None:
