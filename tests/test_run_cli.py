@@ -168,3 +168,19 @@ def test_sim_runs_are_deterministic_and_recompute(cli, tmp_path):
             assert sa == sb
         assert a.model["simulated_from"]["device_type"] == "cpu"
         assert_recomputes(a)
+
+
+def test_all_six_strategies_on_the_real_model_recompute_exactly(cli, tmp_path):
+    loaded = run_ok(cli, tmp_path, "--strategy", "all", "--num-requests", "24", "--time-scale", "4")
+    assert [r.strategy["name"] for r in loaded] == [
+        "fixed_size",
+        "adaptive",
+        "coalescing",
+        "latency_optimized",
+        "throughput_optimized",
+        "continuous",
+    ]
+    for r in loaded:
+        s = r.summary
+        assert s["completed"] + s["failed"] + s["rejected"] + s["cancelled"] == 24
+        assert_recomputes(r)
