@@ -184,3 +184,20 @@ def test_all_six_strategies_on_the_real_model_recompute_exactly(cli, tmp_path):
         s = r.summary
         assert s["completed"] + s["failed"] + s["rejected"] + s["cancelled"] == 24
         assert_recomputes(r)
+
+
+def test_scheduler_never_runs_more_sequences_than_kv_slots(cli, tmp_path):
+    import types
+
+    from inferneo_bench.runner.session import fit_to_engine
+    from inferneo_bench.scheduler import SchedulerConfig
+
+    fitted = fit_to_engine(
+        SchedulerConfig(max_num_seqs=64, max_num_partial_prefills=16), types.SimpleNamespace(num_slots=8)
+    )
+    assert (fitted.max_num_seqs, fitted.max_num_partial_prefills) == (8, 8)
+    (r,) = run_ok(
+        cli, tmp_path, "--strategy", "continuous", "--set", "max_num_seqs=48", "--set", "max_num_partial_prefills=8"
+    )
+    assert r.model["num_slots"] == 48 and r.strategy["config"]["max_num_seqs"] == 48
+    assert r.summary["completed"] == 16 and r.summary["failed"] == 0

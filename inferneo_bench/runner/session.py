@@ -206,7 +206,7 @@ def run_trial(
 ) -> TrialOutcome:
     from inferneo_bench.scheduler import SchedulerCore
 
-    config = scheduler_config(options.config, engine_defaults(engine))
+    config = fit_to_engine(scheduler_config(options.config, {}), engine)
     core = SchedulerCore(config, strategy)
     clock = VirtualClock() if options.engine == "sim" else WallClock()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -271,20 +271,23 @@ def run_trial(
     return TrialOutcome(path, result)
 
 
-def engine_defaults(engine: Any) -> dict[str, Any]:
-    """Scheduler limits the engine imposes: never more running sequences than KV slots, nor more KV tokens."""
-    defaults: dict[str, Any] = {}
+def fit_to_engine(config: Any, engine: Any) -> Any:
+    """The scheduler may never run more sequences than the engine has KV slots (each slot holds one sequence
+    of up to max_model_len tokens). When the engine got fewer slots than asked (memory), the caps shrink."""
     slots = getattr(engine, "num_slots", None)
-    if slots:
-        defaults["max_num_seqs"] = slots
-    kv_tokens = getattr(engine, "kv_cache_tokens", None)
-    if kv_tokens:
-        defaults["kv_cache_tokens"] = kv_tokens
-    return defaults
+    if not slots or config.max_num_seqs <= slots:
+        return config
+    return dataclasses.replace(
+        config,
+        max_num_seqs=slots,
+        max_num_partial_prefills=min(config.max_num_partial_prefills, slots),
+        max_waiting_tokens=max(config.max_waiting_tokens, slots),
+    )
 
 
-def build_engine(options: RunOptions, max_num_seqs: int | None, kv_cache_tokens: int | None) -> Any:
-    """The torch engine (real model) or the simulated one (profile of a real engine)."""
+def build_engine(options: RunOptions, max_num_seqs: int) -> Any:
+    """The torch engine (real model) or the simulated one (profile of a real engine), with a KV slot for each
+    of the max_num_seqs sequences the scheduler may run (the torch engine takes fewer if memory is short)."""
     if options.engine == "torch":
         from inferneo_bench.engine import load_engine
 
@@ -299,7 +302,6 @@ def build_engine(options: RunOptions, max_num_seqs: int | None, kv_cache_tokens:
             dtype=options.dtype,
             max_num_seqs=max_num_seqs,
             max_model_len=options.max_model_len,
-            kv_cache_tokens=kv_cache_tokens,
             seed=options.seed or 0,
         )
     if options.engine == "sim":
@@ -367,7 +369,7 @@ def run_session(options: RunOptions, console: Any = None) -> tuple[list[TrialOut
     from inferneo_bench.runner.progress import ReplayProgress
 
     base = scheduler_config(options.config, {})
-    engine = build_engine(options, base.max_num_seqs, base.kv_cache_tokens)
+    engine = build_engine(options, base.max_num_seqs)
     try:
         workload, context = load_session_workload(options, engine.max_model_len)
         warm_up(engine)
