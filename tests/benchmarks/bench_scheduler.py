@@ -17,10 +17,14 @@ import os
 import platform
 import random
 import statistics
+import sys
 import time
+from pathlib import Path
 
-from inferneo_bench.scheduler import BatchingStrategy, SchedRequest, SchedulerConfig, SchedulerCore
-from inferneo_bench.steps import StepPlan, StepResult
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
+
+from inferneo_bench.scheduler import BatchingStrategy, SchedRequest, SchedulerConfig, SchedulerCore  # noqa: E402
+from inferneo_bench.steps import StepPlan, StepResult  # noqa: E402
 
 SIZES = (10, 1_000, 100_000)
 
