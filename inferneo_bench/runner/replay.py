@@ -92,7 +92,13 @@ class _Live:
         self.ended = False
 
 
-TIME_DIGITS = 7  # seconds rounded to 0.1 us: far below timer resolution, and short numbers in result files
+TIME_SCALE = 1e7  # seconds rounded to 0.1 us: far below timer resolution, and short numbers in result files
+
+
+def _q(x: float) -> float:
+    """Round to 0.1 us. round(x * 1e7) / 1e7 is the double nearest that decimal (short repr), ~5x faster
+    than round(x, 7), which matters for the millions of inter-token gaps of an hour-long trace."""
+    return round(x * TIME_SCALE) / TIME_SCALE
 
 
 def quantize(records: list[RequestRecord], steps: list[StepRecord]) -> None:
@@ -102,12 +108,12 @@ def quantize(records: list[RequestRecord], steps: list[StepRecord]) -> None:
         for name in ("arrival_s", "enqueued_s", "scheduled_s", "first_token_s", "finish_s", "arrival_lag_s"):
             value = getattr(r, name)
             if value is not None:
-                setattr(r, name, round(value, TIME_DIGITS))
-        r.itl_s = [round(gap, TIME_DIGITS) for gap in r.itl_s]
+                setattr(r, name, _q(value))
+        r.itl_s = [round(gap * TIME_SCALE) / TIME_SCALE for gap in r.itl_s]
     for s in steps:
-        s.start_s = round(s.start_s, TIME_DIGITS)
-        s.step_ms = round(s.step_ms, TIME_DIGITS - 3)
-        s.scheduler_us = round(s.scheduler_us, 1)
+        s.start_s = _q(s.start_s)
+        s.step_ms = round(s.step_ms * 1e4) / 1e4
+        s.scheduler_us = round(s.scheduler_us * 10) / 10
 
 
 def make_sched_request(spec: Request) -> Any:

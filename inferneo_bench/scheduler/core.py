@@ -297,7 +297,7 @@ class SchedulerCore:
         if rid in result.failed:
             self._end(s, FAILED)
             return True
-        if not s.decoding:
+        if s.prefilled < s.target:  # still prefilling (s.decoding, inlined: this runs per sequence per step)
             s.prefilled += step.num_tokens
         if step.samples:
             if rid not in result.tokens:
@@ -401,16 +401,17 @@ class SchedulerCore:
             self._running[s.req.request_id] = s
             self._kv_used += s.kv
             plan.swap_in.append(s.req.request_id)
-        budget = cfg.max_waiting_tokens
         seqs = plan.seqs
-        for s in self._running.values():
-            if s.decoding:
-                seqs.append(SeqStep(s.req.request_id, s.length - 1, 1, True))
-                budget -= 1
+        append = seqs.append
+        prefilling: list[_Seq] = []
+        for s in self._running.values():  # hot: every running sequence, every step (properties inlined)
+            if s.prefilled >= s.target:
+                append(SeqStep(s.req.request_id, s.req.prompt_tokens + s.generated - 1, 1, True))
+            else:
+                prefilling.append(s)
+        budget = cfg.max_waiting_tokens - len(seqs)
         prefills = 0
-        for s in self._running.values():
-            if s.decoding:
-                continue
+        for s in prefilling:
             if prefills >= cfg.max_num_partial_prefills or budget <= 0:
                 break
             chunk = self._chunk(s.target - s.prefilled, budget, bool(seqs))
