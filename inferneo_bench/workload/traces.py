@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -280,30 +280,49 @@ def _field(fields_: list[str], i: int, name: str) -> str:
     return fields_[i].strip()
 
 
-def _read_azure(path: Path, lines: list[str], rows: _Rows, **_: Any) -> dict[str, Any]:
+def _datetime_ns(column: str, value: str) -> int:
+    try:
+        return parse_datetime_ns(value)
+    except ValueError as exc:
+        raise BadValue(column, value, f"not a datetime ({exc})") from None
+
+
+def _parse_columns(
+    path: Path, lines: list[str], rows: _Rows, fmt: str, parsers: Sequence[tuple[str, Callable[[str, str], Any]]]
+) -> list[list[Any]]:
+    """The named columns of every data row, each through its parser (name, raw) -> value; one list per column.
+    A bad value fails the row (error or counted skip, by `rows`)."""
     index, header, it = _csv(path, lines)
-    ci = _columns(path, index, header, "azure", "TIMESTAMP", "ContextTokens", "GeneratedTokens")
-    ts: list[int] = []
-    prompt: list[int] = []
-    output: list[int] = []
+    cis = _columns(path, index, header, fmt, *(name for name, _ in parsers))
+    specs = [(name, parse, ci) for (name, parse), ci in zip(parsers, cis, strict=True)]
+    columns: list[list[Any]] = [[] for _ in specs]
     for lineno, f in it:
         rows.stats["rows_read"] += 1
         try:
-            raw = _field(f, ci[0], "TIMESTAMP")
-            try:
-                t = parse_datetime_ns(raw)
-            except ValueError as exc:
-                raise BadValue("TIMESTAMP", raw, f"not a datetime ({exc})") from None
-            p = _length("ContextTokens", _field(f, ci[1], "ContextTokens"))
-            o = _length("GeneratedTokens", _field(f, ci[2], "GeneratedTokens"))
+            values = [parse(name, _field(f, ci, name)) for name, parse, ci in specs]
         except BadValue as exc:
             rows.bad(lineno, exc)
             continue
-        ts.append(t)
-        prompt.append(p)
-        output.append(o)
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
         rows.lines.append(lineno)
-    arr = np.asarray(ts, dtype=np.int64)
+    return columns
+
+
+def _relative_seconds(ts: list[float]) -> np.ndarray:
+    arr = np.asarray(ts, dtype=np.float64)
+    return arr - arr.min() if len(arr) else arr
+
+
+def _read_azure(path: Path, lines: list[str], rows: _Rows, **_: Any) -> dict[str, Any]:
+    ts, prompt, output = _parse_columns(
+        path,
+        lines,
+        rows,
+        "azure",
+        [("TIMESTAMP", _datetime_ns), ("ContextTokens", _length), ("GeneratedTokens", _length)],
+    )
+    arr = np.asarray(ts, dtype=np.int64)  # integer nanoseconds: exact differences (4.314579 s, not 4.3145789...)
     arrival = (arr - arr.min()).astype(np.float64) / 1e9 if len(arr) else np.zeros(0)
     return {"arrival_s": arrival, "prompt_tokens": prompt, "output_tokens": output}
 
@@ -344,51 +363,25 @@ def _read_burstgpt(
         prompt.append(p)
         output.append(o)
         rows.lines.append(lineno)
-    arr = np.asarray(ts, dtype=np.float64)
-    return {"arrival_s": arr - arr.min() if len(arr) else arr, "prompt_tokens": prompt, "output_tokens": output}
+    return {"arrival_s": _relative_seconds(ts), "prompt_tokens": prompt, "output_tokens": output}
 
 
 def _read_lengths(path: Path, lines: list[str], rows: _Rows, **_: Any) -> dict[str, Any]:
-    index, header, it = _csv(path, lines)
-    ci = _columns(path, index, header, "lengths", "num_prefill_tokens", "num_decode_tokens")
-    prompt: list[int] = []
-    output: list[int] = []
-    for lineno, f in it:
-        rows.stats["rows_read"] += 1
-        try:
-            p = _length("num_prefill_tokens", _field(f, ci[0], "num_prefill_tokens"))
-            o = _length("num_decode_tokens", _field(f, ci[1], "num_decode_tokens"))
-        except BadValue as exc:
-            rows.bad(lineno, exc)
-            continue
-        prompt.append(p)
-        output.append(o)
-        rows.lines.append(lineno)
+    prompt, output = _parse_columns(
+        path, lines, rows, "lengths", [("num_prefill_tokens", _length), ("num_decode_tokens", _length)]
+    )
     return {"arrival_s": None, "prompt_tokens": prompt, "output_tokens": output}
 
 
 def _read_splitwise(path: Path, lines: list[str], rows: _Rows, **_: Any) -> dict[str, Any]:
-    index, header, it = _csv(path, lines)
-    names = ("arrived_at", "num_prefill_tokens", "num_decode_tokens")
-    ci = _columns(path, index, header, "splitwise", *names)
-    ts: list[float] = []
-    prompt: list[int] = []
-    output: list[int] = []
-    for lineno, f in it:
-        rows.stats["rows_read"] += 1
-        try:
-            t = _seconds("arrived_at", _field(f, ci[0], "arrived_at"))
-            p = _length("num_prefill_tokens", _field(f, ci[1], "num_prefill_tokens"))
-            o = _length("num_decode_tokens", _field(f, ci[2], "num_decode_tokens"))
-        except BadValue as exc:
-            rows.bad(lineno, exc)
-            continue
-        ts.append(t)
-        prompt.append(p)
-        output.append(o)
-        rows.lines.append(lineno)
-    arr = np.asarray(ts, dtype=np.float64)
-    return {"arrival_s": arr - arr.min() if len(arr) else arr, "prompt_tokens": prompt, "output_tokens": output}
+    ts, prompt, output = _parse_columns(
+        path,
+        lines,
+        rows,
+        "splitwise",
+        [("arrived_at", _seconds), ("num_prefill_tokens", _length), ("num_decode_tokens", _length)],
+    )
+    return {"arrival_s": _relative_seconds(ts), "prompt_tokens": prompt, "output_tokens": output}
 
 
 def _json_records(lines: list[str], rows: _Rows) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -437,9 +430,8 @@ def _read_mooncake(path: Path, lines: list[str], rows: _Rows, **_: Any) -> dict[
         output.append(o)
         prefix.append(ids)
         rows.lines.append(lineno)
-    arr = np.asarray(ts, dtype=np.float64)
     return {
-        "arrival_s": arr - arr.min() if len(arr) else arr,
+        "arrival_s": _relative_seconds(ts),
         "prompt_tokens": prompt,
         "output_tokens": output,
         "prefix_block_ids": prefix,
