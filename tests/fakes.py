@@ -106,3 +106,22 @@ class FifoCore:
         if rid in finished or rid in result.failed:
             self.to_free.append(rid)
             self.current = None
+
+
+def analytic_profile(engine=None, **options):
+    """(engine, profile): a QUICK_GRID profile of an AnalyticEngine (closed-form step costs), as the simulator
+    tests build it; `options` override run_profile's arguments."""
+    from inferneo_bench.engine.analytic import AnalyticEngine
+    from inferneo_bench.engine.profile import QUICK_GRID, run_profile
+
+    engine = engine or AnalyticEngine()
+    defaults = dict(
+        model="analytic",
+        device_type="cpu",
+        device_name="test",
+        dtype="float32",
+        grid=QUICK_GRID,
+        copy_bandwidth_gbs=10.0,
+        swap_bandwidth_gbs=5.0,
+    )
+    return engine, run_profile(engine, **{**defaults, **options})

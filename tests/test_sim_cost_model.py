@@ -8,8 +8,8 @@ import pytest
 
 from inferneo_bench.engine.analytic import AnalyticEngine
 from inferneo_bench.engine.cost_model import CostModel, Curve, Surface
-from inferneo_bench.engine.profile import QUICK_GRID, run_profile
 from inferneo_bench.steps import SeqStep, StepPlan
+from tests import fakes
 
 
 def random_table(rng: random.Random, nx: int, ny: int) -> tuple[list[int], list[int], list[list[float]]]:
@@ -73,17 +73,7 @@ def test_skipped_points_are_extrapolated_per_row() -> None:
 
 
 def analytic_profile(**kw):
-    engine = AnalyticEngine(**kw)
-    return engine, run_profile(
-        engine,
-        model="analytic",
-        device_type="cpu",
-        device_name="test",
-        dtype="float32",
-        grid=QUICK_GRID,
-        copy_bandwidth_gbs=10.0,
-        swap_bandwidth_gbs=5.0,
-    )
+    return fakes.analytic_profile(AnalyticEngine(**kw))
 
 
 def test_predict_is_exact_on_a_profiled_decode_point() -> None:

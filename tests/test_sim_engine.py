@@ -9,24 +9,15 @@ import pytest
 
 from inferneo_bench.engine.analytic import AnalyticEngine
 from inferneo_bench.engine.cost_model import CostModel
-from inferneo_bench.engine.profile import QUICK_GRID, run_profile
 from inferneo_bench.engine.sim_engine import SimEngine, load_sim_engine
 from inferneo_bench.errors import UserError
 from inferneo_bench.steps import SeqStep, StepPlan
+from tests.fakes import analytic_profile
 
 
 @pytest.fixture(scope="module")
 def profile():
-    return run_profile(
-        AnalyticEngine(),
-        model="analytic",
-        device_type="cpu",
-        device_name="test",
-        dtype="float32",
-        grid=QUICK_GRID,
-        copy_bandwidth_gbs=10.0,
-        swap_bandwidth_gbs=5.0,
-    )
+    return analytic_profile()[1]
 
 
 def test_padded_step_bookkeeping_by_hand(profile) -> None:

@@ -13,29 +13,17 @@ from inferneo_bench.engine.profile import (
     GridSpec,
     load_profile,
     read_profile,
-    run_profile,
     save_profile,
     shipped_profiles,
     validate_profile,
 )
 from inferneo_bench.errors import UserError
 from inferneo_bench.steps import SeqStep, StepPlan
+from tests.fakes import analytic_profile
 
 
 def make(engine=None, grid=QUICK_GRID):
-    engine = engine or AnalyticEngine()
-    profile = run_profile(
-        engine,
-        model="analytic",
-        device_type="cpu",
-        device_name="test",
-        dtype="float32",
-        grid=grid,
-        copy_bandwidth_gbs=10.0,
-        swap_bandwidth_gbs=5.0,
-        environment={"x": 1},
-    )
-    return engine, profile
+    return analytic_profile(engine, grid=grid, environment={"x": 1})
 
 
 class SpikyEngine(AnalyticEngine):

@@ -10,8 +10,7 @@ import csv
 import dataclasses
 import secrets
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,32 +18,27 @@ from typing import Any
 
 from inferneo_bench import results
 from inferneo_bench.errors import UserError
-from inferneo_bench.metrics import summarize
+from inferneo_bench.metrics import SLO_METRICS, summarize
 from inferneo_bench.runner.clock import VirtualClock, WallClock
 from inferneo_bench.runner.replay import Progress, ReplayOptions, replay
 from inferneo_bench.runner.validity import ValidityRules, judge
+from inferneo_bench.scheduler import BatchingStrategy, ConfigError, SchedulerConfig, SchedulerCore
 
-STRATEGY_ALIASES = {
-    "fixed": "fixed_size",
-    "latency": "latency_optimized",
-    "throughput": "throughput_optimized",
-}
-STRATEGIES = ("fixed_size", "adaptive", "coalescing", "latency_optimized", "throughput_optimized", "continuous")
+STRATEGIES = tuple(s.value for s in BatchingStrategy)
 
 
 def resolve_strategies(names: str) -> list[str]:
-    """'all', short names and the seed's long names, comma-separated."""
+    """'all', short names and the seed's long names, comma-separated (names parsed by BatchingStrategy)."""
     out: list[str] = []
     for raw in names.split(","):
-        name = raw.strip().lower().replace("-", "_")
-        if name == "all":
+        if raw.strip().lower() == "all":
             out.extend(STRATEGIES)
             continue
-        name = STRATEGY_ALIASES.get(name, name)
-        if name not in STRATEGIES:
+        try:
+            out.append(BatchingStrategy.parse(raw).value)
+        except ConfigError:
             short = ", ".join(["fixed", "adaptive", "coalescing", "latency", "throughput", "continuous", "all"])
-            raise UserError(f"unknown strategy {raw.strip()!r}; choose one of: {short} (or the long names)")
-        out.append(name)
+            raise UserError(f"unknown strategy {raw.strip()!r}; choose one of: {short} (or the long names)") from None
     return list(dict.fromkeys(out))
 
 
@@ -101,8 +95,6 @@ def parse_slo(text: str | None) -> dict[str, float] | None:
     """'ttft_ms=200,tpot_ms=50' -> dict; names are checked."""
     if not text:
         return None
-    from inferneo_bench.metrics import SLO_METRICS
-
     slo: dict[str, float] = {}
     for part in text.split(","):
         key, sep, value = part.partition("=")
@@ -118,7 +110,6 @@ def parse_slo(text: str | None) -> dict[str, float] | None:
 
 def scheduler_config(overrides: dict[str, str], defaults: dict[str, Any]) -> Any:
     """SchedulerConfig from engine-derived defaults plus --set FIELD=VALUE (typed by the field's default)."""
-    from inferneo_bench.scheduler import SchedulerConfig
 
     known = {f.name: f for f in dataclasses.fields(SchedulerConfig)}
     values: dict[str, Any] = {k: v for k, v in defaults.items() if k in known}
@@ -153,33 +144,29 @@ def _coerce(name: str, raw: str, default: Any, annotation: Any) -> Any:
     return text
 
 
-@contextmanager
-def _telemetry(engine: Any, interval_s: float) -> Iterator[Any]:
-    from inferneo_bench.telemetry.sampler import NvmlSampler
-
-    device = str(getattr(engine, "device", "cpu"))
-    index = None
-    if device.startswith("cuda"):
-        index = int(device.split(":")[1]) if ":" in device else 0
-    sampler = NvmlSampler(index, interval_s)
-    yield sampler
-
-
-def _torch_peak_mb(engine: Any) -> float | None:
+def _cuda_index(engine: Any) -> int | None:
+    """The CUDA device index the engine runs on, or None (CPU, simulated engine)."""
     device = str(getattr(engine, "device", "cpu"))
     if not device.startswith("cuda"):
         return None
+    return int(device.split(":")[1]) if ":" in device else 0
+
+
+def _torch_peak_mb(engine: Any) -> float | None:
+    index = _cuda_index(engine)
+    if index is None:
+        return None
     import torch
 
-    return torch.cuda.max_memory_allocated(device) / 2**20
+    return torch.cuda.max_memory_allocated(index) / 2**20
 
 
 def _reset_torch_peak(engine: Any) -> None:
-    device = str(getattr(engine, "device", "cpu"))
-    if device.startswith("cuda"):
+    index = _cuda_index(engine)
+    if index is not None:
         import torch
 
-        torch.cuda.reset_peak_memory_stats(device)
+        torch.cuda.reset_peak_memory_stats(index)
 
 
 def write_requests_csv(result: results.RunResult, path: Path) -> Path:
@@ -204,7 +191,6 @@ def run_trial(
     environment: dict[str, Any],
     on_progress: Callable[[Progress], None] | None = None,
 ) -> TrialOutcome:
-    from inferneo_bench.scheduler import SchedulerCore
 
     config = fit_to_engine(scheduler_config(options.config, {}), engine)
     core = SchedulerCore(config, strategy)
@@ -213,25 +199,27 @@ def run_trial(
     if hasattr(engine, "reset"):
         engine.reset()
     _reset_torch_peak(engine)
-    with _telemetry(engine, options.telemetry_interval_s) as sampler:
-        sampler.start(time.perf_counter())
-        try:
-            outcome = replay(
-                workload.requests,
-                core,
-                engine,
-                clock,
-                ReplayOptions(
-                    max_model_len=engine.max_model_len,
-                    warmup=options.warmup,
-                    request_timeout_s=options.request_timeout_s,
-                ),
-                gpu_utilization=sampler.latest_util if sampler.available else None,
-                memory_usage=sampler.latest_mem_mb if sampler.available else None,
-                on_progress=on_progress,
-            )
-        finally:
-            telemetry = sampler.stop()
+    from inferneo_bench.telemetry.sampler import NvmlSampler
+
+    sampler = NvmlSampler(_cuda_index(engine), options.telemetry_interval_s)
+    sampler.start(time.perf_counter())
+    try:
+        outcome = replay(
+            workload.requests,
+            core,
+            engine,
+            clock,
+            ReplayOptions(
+                max_model_len=engine.max_model_len,
+                warmup=options.warmup,
+                request_timeout_s=options.request_timeout_s,
+            ),
+            gpu_utilization=sampler.latest_util if sampler.available else None,
+            memory_usage=sampler.latest_mem_mb if sampler.available else None,
+            on_progress=on_progress,
+        )
+    finally:
+        telemetry = sampler.stop()
     telemetry["torch_peak_allocated_mb"] = _torch_peak_mb(engine)
     telemetry["harness"] = outcome.harness
     summary = summarize(outcome.requests, outcome.steps, telemetry, options.slo)
