@@ -34,8 +34,6 @@ class WallClock:
         while (remaining := t - self.now()) > 0:
             if remaining > 0.0015:
                 time.sleep(remaining - 0.001)
-            elif remaining > 0:
-                pass
 
     def after_step(self, step_s: float) -> None:
         pass

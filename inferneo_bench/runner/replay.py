@@ -169,7 +169,10 @@ def replay(
     interrupted = False
 
     def end(state: _Live, status: str, now: float | None, reason: str | None = None) -> None:
+        """The one place a request ends; one that had been handed to the scheduler stops being active."""
         nonlocal active, ended
+        if status != "rejected" and state.record.enqueued_s is not None:
+            active -= 1
         state.ended = True
         state.record.status = status
         state.record.reason = reason
@@ -211,7 +214,6 @@ def replay(
                 _, request_id = heapq.heappop(deadlines)
                 state = live[request_id]
                 if not state.ended and core.cancel(request_id, now):
-                    active -= 1
                     end(state, "cancelled", now, f"client timeout after {options.request_timeout_s:g} s")
             if next_index >= len(specs) and active == 0:
                 break
@@ -228,7 +230,6 @@ def replay(
                 if not wake:  # work waiting that nothing will ever schedule: a scheduler bug, not lost silently
                     for state in live.values():
                         if state.record.status == "pending" and state.record.enqueued_s is not None:
-                            active -= 1
                             end(state, "failed", now, "scheduler stalled with the request waiting")
                     break
                 sleep_start = time.perf_counter()
@@ -270,12 +271,10 @@ def replay(
             for seq_id, reason in result.failed.items():
                 state = live[seq_id]
                 if not state.ended:
-                    active -= 1
                     end(state, "failed", t_end, reason)
             for seq_id in finished:
                 state = live[seq_id]
                 if not state.ended:
-                    active -= 1
                     end(state, "completed", t_end)
 
             util = gpu_utilization() if gpu_utilization is not None else None
