@@ -49,7 +49,7 @@ def _root(
 
 # Commands register themselves: every module of inferneo_bench.commands exposes register(app). They are listed
 # in this order in --help (the main job first); a new module needs no edit here.
-COMMAND_ORDER = ("run", "demo", "compare", "check", "workloads", "profile", "env")
+COMMAND_ORDER = ("run", "sweep", "demo", "compare", "check", "workloads", "profile", "env")
 
 
 def _register_commands() -> None:

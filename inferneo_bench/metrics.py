@@ -52,15 +52,81 @@ def tpot_s(r: RequestRecord) -> float | None:
     return (e2el_s(r) - ttft_s(r)) / (r.output_tokens - 1)
 
 
-def meets_slo(r: RequestRecord, slo: dict[str, float]) -> bool:
-    """vLLM's goodput rule: every given SLO met; a one-token request has no TPOT and cannot miss it."""
+def slo_checks(r: RequestRecord, slo: dict[str, float]) -> dict[str, bool]:
+    """Per SLO metric, whether a completed request met it. As vLLM's goodput does, the test is in seconds
+    (`ttft_s <= ttft_ms / 1000`); a one-token request has no TPOT and cannot miss it (vLLM counts its TPOT 0)."""
     tpot = tpot_s(r)
-    checks = {
-        "ttft_ms": ttft_s(r) * 1000.0,
-        "e2el_ms": e2el_s(r) * 1000.0,
-        "tpot_ms": 0.0 if tpot is None else tpot * 1000.0,
-    }
-    return all(checks[key] <= limit for key, limit in slo.items())
+    values = {"ttft_ms": ttft_s(r), "e2el_ms": e2el_s(r), "tpot_ms": 0.0 if tpot is None else tpot}
+    return {key: values[key] <= limit / 1000.0 for key, limit in slo.items()}
+
+
+def meets_slo(r: RequestRecord, slo: dict[str, float]) -> bool:
+    """vLLM's goodput rule: every given SLO met (see slo_checks)."""
+    return all(slo_checks(r, slo).values())
+
+
+def slo_attainment(requests: Sequence[RequestRecord], slo: dict[str, float] | None) -> dict[str, Any]:
+    """SLO attainment (DistServe's term): the fraction of measured requests that completed and met every SLO.
+    Rejected, cancelled and failed requests count as misses (a user got no answer in time). Also per SLO
+    metric (which one binds). None without SLOs or requests."""
+    measured = [r for r in requests if not r.warmup]
+    if not slo or not measured:
+        return {"slo_attainment": None, "slo_attainment_by_metric": None}
+    met = dict.fromkeys(slo, 0)
+    every = 0
+    for r in measured:
+        if r.status != "completed":
+            continue
+        checks = slo_checks(r, slo)
+        for key, ok in checks.items():
+            met[key] += ok
+        every += all(checks.values())
+    n = len(measured)
+    return {"slo_attainment": every / n, "slo_attainment_by_metric": {k: v / n for k, v in met.items()}}
+
+
+def _middle_rate(times: Sequence[float], share: float = 0.8) -> float | None:
+    """Events per second over the middle `share` of sorted event times (e.g. the 10th to the 90th percentile
+    event), so that neither a slow start nor one late straggler bends the rate. None for fewer than 10 events
+    or a zero span."""
+    t = np.sort(np.asarray(times, dtype=float))
+    if t.size < 10:
+        return None
+    lo = int(np.floor((1 - share) / 2 * (t.size - 1)))
+    hi = int(np.ceil((1 + share) / 2 * (t.size - 1)))
+    span = t[hi] - t[lo]
+    return (hi - lo) / span if span > 0 else None
+
+
+def saturation_figures(requests: Sequence[RequestRecord]) -> dict[str, float | None]:
+    """Figures of the saturation test (runner/validity.py judges them), over measured requests that reached
+    the scheduler (not rejected):
+
+    - offered_rate: arrivals per second over the middle 80% of arrivals;
+    - served_rate: completions per second over the middle 80% of completions. A server that keeps up
+      completes requests as fast as they arrive (its completions are its arrivals shifted by a latency); a
+      saturated one completes them at its own capacity, however fast they arrive;
+    - queue_growth_rate: how fast the waiting queue grew, requests per second: (time-averaged queue depth
+      over the second half of the arrival window - over the first half) / half the window. A queue that
+      keeps growing while requests arrive grows at offered - served; a stable one does not grow.
+    All None when the run has fewer than 10 such requests or its arrivals do not span time (offline).
+    """
+    sent = [r for r in requests if not r.warmup and r.status != "rejected"]
+    offered = _middle_rate([r.arrival_s for r in sent])
+    none = {"offered_rate": None, "served_rate": None, "queue_growth_rate": None}
+    if offered is None:
+        return none
+    served = _middle_rate([r.finish_s for r in sent if r.status == "completed" and r.finish_s is not None])
+    start = min(r.arrival_s for r in sent)
+    half = (max(r.arrival_s for r in sent) - start) / 2
+    end = max((r.finish_s or 0.0) for r in sent)
+    first = second = 0.0
+    for r in sent:  # time each request waited (arrival to first scheduled, or to its end if never scheduled)
+        left = r.scheduled_s if r.scheduled_s is not None else (r.finish_s if r.finish_s is not None else end)
+        first += max(0.0, min(left, start + half) - r.arrival_s)
+        second += max(0.0, min(left, start + 2 * half) - max(r.arrival_s, start + half))
+    growth = (second - first) / half / half  # (mean depth 2nd half - mean depth 1st half) / half
+    return {"offered_rate": offered, "served_rate": served or 0.0, "queue_growth_rate": growth}
 
 
 def summarize(
@@ -108,6 +174,8 @@ def summarize(
     summary.update(distribution((e2el_s(r) for r in done), "e2el"))
     summary.update(distribution((r.scheduled_s - r.arrival_s for r in done), "queue"))
     summary.update(step_figures(steps))
+    summary.update(slo_attainment(requests, slo))
+    summary.update(saturation_figures(requests))
     summary["preemptions"] = sum(r.preemptions for r in measured)
     summary["end_reasons"] = dict(sorted(Counter(r.reason for r in measured if r.status != "completed").items()))
     summary.update(telemetry_figures(telemetry or {}, total_out))
@@ -115,10 +183,12 @@ def summarize(
     return summary
 
 
-def step_figures(steps: Sequence[StepRecord]) -> dict[str, float | None]:
+def step_figures(steps: Sequence[StepRecord]) -> dict[str, Any]:
     sizes = np.asarray([s.batch_size for s in steps], dtype=float)
     computed = sum(s.new_tokens + s.padded_tokens for s in steps)
     slot_steps = int(sizes.sum())
+    closed = Counter(s.closed_by for s in steps if s.closed_by is not None)
+    batches = sum(closed.values())
     return {
         "mean_batch_size": float(sizes.mean()) if sizes.size else None,
         "p50_batch_size": float(np.median(sizes)) if sizes.size else None,
@@ -126,7 +196,22 @@ def step_figures(steps: Sequence[StepRecord]) -> dict[str, float | None]:
         "padding_waste_frac": (sum(s.padded_tokens for s in steps) / computed) if computed else None,
         "idle_slot_frac": (sum(s.idle_slots for s in steps) / slot_steps) if slot_steps else None,
         "num_steps": len(steps),
+        # static strategies: the share of batches each limit closed (see SchedulerCore._closed_by)
+        "batch_closed_by": {k: v / batches for k, v in sorted(closed.items())} if batches else None,
+        "schedule_digest": schedule_digest(steps),
     }
+
+
+def schedule_digest(steps: Sequence[StepRecord]) -> str | None:
+    """A fingerprint of the schedule: SHA-256 (first 16 hex digits) of every step's batch size, useful and
+    padded tokens, in order. Two strategies with the same digest on the same workload formed the same
+    batches (step times are left out, so that wall-clock noise does not hide a tie on the real engine)."""
+    if not steps:
+        return None
+    import hashlib
+
+    table = np.asarray([(s.batch_size, s.new_tokens, s.padded_tokens) for s in steps], dtype=np.int64)
+    return hashlib.sha256(table.tobytes()).hexdigest()[:16]
 
 
 def telemetry_figures(telemetry: dict[str, Any], total_output_tokens: int) -> dict[str, float | None]:

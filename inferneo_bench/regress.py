@@ -78,6 +78,9 @@ KNOWN_METRICS: dict[str, str | None] = {
     "warmup_requests": None,
     "total_input_tokens": None,
     "total_output_tokens": None,
+    # sweeps (`inferneo-bench sweep`): one capacity per repeat of a strategy's search (sweep/gate.py)
+    "capacity_rps": "higher",
+    "capacity_output_tps": "higher",
 }
 DEFAULT_METRICS = ("output_throughput", "p99_ttft_ms", "p99_tpot_ms", "request_goodput")
 OPTIONAL_DEFAULTS = ("request_goodput",)  # only when some trial on both sides has a value (SLOs were set)
@@ -508,14 +511,22 @@ def check(
     settings = settings or Settings()
     _validate(settings)
     notes: list[str] = []
-    base = load_side(baseline, "baseline", notes)
-    cur = load_side(current, "current", notes)
-    pairs, unpaired = pair(base, cur, notes)
     specs = list({spec.name: spec for spec in metrics}.values()) if metrics else None  # a repeated name: last wins
     comparisons = []
-    for b, c in pairs:
-        for spec in specs or _defaults_for(b, c):
-            comparisons.append(compare_series(b, c, spec, settings))
+    unpaired: list[dict[str, Any]] = []
+    capacity = [s for s in specs or [] if s.name.startswith("capacity_")]
+    if capacity:
+        from inferneo_bench.sweep.gate import capacity_comparisons
+
+        comparisons += capacity_comparisons(baseline, current, capacity, settings, notes)
+        specs = [s for s in specs or [] if s not in capacity]
+    if not capacity or specs:
+        base = load_side(baseline, "baseline", notes)
+        cur = load_side(current, "current", notes)
+        pairs, unpaired = pair(base, cur, notes)
+        for b, c in pairs:
+            for spec in specs or _defaults_for(b, c):
+                comparisons.append(compare_series(b, c, spec, settings))
     return Report(settings, [str(p) for p in baseline], [str(p) for p in current], comparisons, unpaired, notes)
 
 

@@ -72,6 +72,7 @@ class StepRecord:
     queue_depth: int  # requests waiting when the step was planned
     idle_slots: int = 0  # finished members of a static batch still occupying (and computing in) their slot
     events: list[str] = field(default_factory=list)
+    closed_by: str | None = None  # a static batch's first step: the limit that closed the batch (StepPlan)
 
 
 STEP_FIELDS = tuple(f.name for f in fields(StepRecord))
@@ -89,6 +90,9 @@ class RunInfo:
     validity: dict[str, Any] = field(default_factory=dict)  # {"valid": bool, "failed": [...], "checks": {...}}
     trial: int | None = None  # 1-based trial number with --repeat, else None
     label: str | None = None  # free-form label (e.g. a config variant) shown by compare
+    # a sweep point (`inferneo-bench sweep`): {id, rate (offered req/s; None at the saturation point), phase,
+    # attainment_target, precision, base_rate, base_workload_hash}; None for a plain run
+    sweep: dict[str, Any] | None = None
 
 
 @dataclass
@@ -207,7 +211,8 @@ def find_result_files(paths: list[str | os.PathLike[str]]) -> list[Path]:
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            files = sorted(f for f in p.rglob("*.json") if not f.name.startswith("."))
+            # sweep.json (a sweep's summary, `"kind": "sweep"`) sits beside the sweep's points and is no result
+            files = sorted(f for f in p.rglob("*.json") if not f.name.startswith(".") and f.name != "sweep.json")
             if not files:
                 raise ResultFileError(f"{p}: folder holds no result files (*.json)")
             found.extend(files)

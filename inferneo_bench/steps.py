@@ -42,6 +42,9 @@ class StepPlan:
     preempted: list[str] = field(default_factory=list)  # preempted before this step (either mode), for records
     # scheduler decisions worth recording with this step (e.g. adaptive cap changes with their reason)
     events: list[str] = field(default_factory=list)
+    # a static batch's first plan: the limit that closed the batch (request_cap, token_budget, kv_capacity,
+    # fill_delay, queue_empty); recorded for the reports, never read by a decision
+    closed_by: str | None = None
 
     @property
     def computed_tokens(self) -> int:

@@ -29,6 +29,11 @@ def compare(
         raise UserError(f"--format {fmt}: unknown format; use one of {', '.join(FORMATS)}")
     if svg and not plots:
         raise UserError("--svg needs --plots DIR (the folder to write the plots into)")
+    from inferneo_bench.sweep import report as sweep_report
+
+    if sweep_report.is_sweep(paths):  # a sweep's points: its capacity report (sweep --report renders the same)
+        _compare_sweep(paths, fmt, plots, width)
+        return
     files = find_result_files(paths)
     results = [load(p) for p in files]
     warnings = compat.check(results, files, force=force)
@@ -60,6 +65,30 @@ def compare(
         from inferneo_bench.report import plots as plotting
 
         written = plotting.save_all(comp.columns, plots, svg=svg, baseline=comp.baseline)
+        typer.echo(f"wrote {len(written)} plot files to {plots}", err=True)
+
+
+def _compare_sweep(paths: list[str], fmt: str, plots: str | None, width: int | None) -> None:
+    import json
+    from pathlib import Path
+
+    from inferneo_bench.errors import UserError
+    from inferneo_bench.sweep import report as sweep_report
+
+    if fmt == "csv":
+        raise UserError("--format csv: a sweep renders as table, markdown or json")
+    points, notes = sweep_report.load_points(paths)
+    rendered = sweep_report.build(points, notes)
+    if fmt == "markdown":
+        sys.stdout.write(sweep_report.to_markdown(rendered))
+    elif fmt == "json":
+        sys.stdout.write(json.dumps(sweep_report.to_dict(rendered), indent=1, allow_nan=False) + "\n")
+    else:
+        _print(sweep_report.to_rich(rendered), width)
+    if plots:
+        from inferneo_bench.sweep.plots import save_all
+
+        written = save_all(rendered, Path(plots))
         typer.echo(f"wrote {len(written)} plot files to {plots}", err=True)
 
 

@@ -295,6 +295,7 @@ def replay(
                     queue_depth=core.queue_depth,
                     idle_slots=idle_slots,
                     events=list(plan.events),
+                    closed_by=plan.closed_by,
                 )
             )
             if on_progress is not None:

@@ -190,8 +190,11 @@ def run_trial(
     engine: Any,
     environment: dict[str, Any],
     on_progress: Callable[[Progress], None] | None = None,
+    name: str | None = None,
+    sweep: dict[str, Any] | None = None,
 ) -> TrialOutcome:
-
+    """Replay `workload` through `strategy` once and save the result as OUT/<run_id>/<name>.json (default
+    name: the strategy, with -trial<N> when repeated). `sweep`: a sweep point's description (run.sweep)."""
     config = fit_to_engine(scheduler_config(options.config, {}), engine)
     core = SchedulerCore(config, strategy)
     clock = VirtualClock() if options.engine == "sim" else WallClock()
@@ -235,6 +238,7 @@ def run_trial(
         validity=judge(summary, status, options.validity),
         trial=trial,
         label=options.label,
+        sweep=sweep,
     )
     strategy_info = {
         "name": strategy,
@@ -252,7 +256,8 @@ def run_trial(
         steps=outcome.steps,
         telemetry=telemetry,
     )
-    name = strategy if trial is None else f"{strategy}-trial{trial}"
+    if name is None:
+        name = strategy if trial is None else f"{strategy}-trial{trial}"
     path = results.save(result, options.out / run_id / f"{name}.json")
     if options.csv:
         write_requests_csv(result, path.with_suffix(".requests.csv"))

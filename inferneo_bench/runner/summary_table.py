@@ -61,6 +61,14 @@ def validity_lines(outcomes: list[Any]) -> list[Any]:
         v = o.result.run.validity
         if v.get("valid"):
             lines.append(Text.assemble((f"{_name(o.result)}: ", "bold"), ("VALID", "green")))
+        elif v.get("saturated"):  # the engine did not keep up: its latencies measure the queue's growth
+            lines.append(
+                Text.assemble(
+                    (f"{_name(o.result)}: ", "bold"),
+                    ("SATURATED", "red"),
+                    " - " + "; ".join(v.get("failed", [])) + " (latencies measure the queue, not the strategy)",
+                )
+            )
         else:
             lines.append(
                 Text.assemble(

@@ -79,6 +79,8 @@ class SchedulerCore:
         self._kv_used = 0
         self._pending_free: list[str] = []
         self._pending_events: list[str] = []
+        self._free_since = float("-inf")  # static: when the engine last became free (the last batch finished)
+        self._closed: dict[str, int] = {}  # static: batches per closing limit
         self._apply_strategy()
         # statistics
         self._n = {k: 0 for k in ("total", "queued", *ENDED, "preemptions", "steps", "batches", "batches_done")}
@@ -245,7 +247,10 @@ class SchedulerCore:
         ready, wake_at = policy.ready(self.queue, now)
         if not ready:
             return Idle(wake_at)
-        entries, _info = policy.form(self.queue, now)
+        oldest = self.queue.oldest()
+        deadline = oldest.req.arrival_s + policy.delay_s() if oldest is not None else now
+        entries, info = policy.form(self.queue, now)
+        closed_by = self._closed_by(info.get("stop", ""), deadline, now, policy.delay_s())
         batch = _Batch(self._next_batch_id, [], policy.cap)
         self._next_batch_id += 1
         self._batch = batch
@@ -270,7 +275,20 @@ class SchedulerCore:
         if n > self._max_batch:
             self._max_batch = n
         self._last_size = n
-        return self._take_pending(StepPlan(seqs, padded=True, batch_id=batch.batch_id))
+        self._closed[closed_by] = self._closed.get(closed_by, 0) + 1
+        return self._take_pending(StepPlan(seqs, padded=True, batch_id=batch.batch_id, closed_by=closed_by))
+
+    def _closed_by(self, stop: str, deadline: float, now: float, delay_s: float) -> str:
+        """Which limit closed a static batch (recorded, never decides anything):
+        request_cap / token_budget / kv_capacity when one refused the next waiting request; when the batch
+        took every eligible waiting request: fill_delay if the engine sat free waiting for the oldest request's
+        delay to expire, queue_empty if it did not wait (no delay, or the engine came free after the deadline),
+        token_budget if it left before the deadline (its waiting prompt tokens alone filled the budget)."""
+        if stop != "exhausted":
+            return stop
+        if now < deadline:
+            return "token_budget"
+        return "fill_delay" if delay_s > 0 and self._free_since < deadline else "queue_empty"
 
     def _complete_static(self, plan: StepPlan, result: StepResult, finished: Collection[str], now: float) -> None:
         batch = self._batch
@@ -314,6 +332,7 @@ class SchedulerCore:
         batch = self._batch
         assert batch is not None and self._policy is not None
         self._batch = None
+        self._free_since = now
         self._pending_free.extend(m.req.request_id for m in batch.members)
         if record is None:
             record = BatchRecord(
@@ -607,6 +626,7 @@ class SchedulerCore:
             "preemptions": n["preemptions"],
             "coalescing_buckets": self.queue.bucket_summary(),
             "kv_tokens_reserved": self._kv_used if not static else None,
+            "batches_closed_by": dict(sorted(self._closed.items())) if static else None,
         }
         if self._policy is not None:
             out.update(self._policy.stats())

@@ -139,6 +139,7 @@ class WaitingQueue:
         self.bucket_width: int | None = None  # set: lanes are prompt-length buckets (coalescing)
         self._bucket_tokens: dict[int, int] = {}
         self._nonempty: list[int] = []  # sorted bucket ids with live entries
+        self.last_stop = ""  # the limit that ended the last take_prefix (see there)
 
     # ---- ordering -------------------------------------------------------------------------------------
     def key_of(self, req: SchedRequest) -> tuple[float, float]:
@@ -273,22 +274,27 @@ class WaitingQueue:
 
     def take_prefix(self, cap: int, budget: int, kv: int) -> list[Entry]:
         """Pop the head while the batch fits: members <= cap, members x longest prompt <= budget, members x
-        (longest prompt + largest max_tokens) <= kv; the first always fits."""
+        (longest prompt + largest max_tokens) <= kv; the first always fits. `last_stop` names the limit that
+        ended it: request_cap, token_budget, kv_capacity, or exhausted (nothing left to take)."""
         members: list[Entry] = []
         lp = lm = 0
+        stop = "request_cap"
         while len(members) < cap:
             item = self._head_item()
             if item is None:
+                stop = "exhausted"
                 break
             req = item[3].req
             p = lp if lp >= req.prompt_tokens else req.prompt_tokens
             m = lm if lm >= req.max_tokens else req.max_tokens
             n = len(members) + 1
             if n > 1 and (n * p > budget or n * (p + m) > kv):
+                stop = "token_budget" if n * p > budget else "kv_capacity"
                 break
             self._pop_item(item)
             members.append(item[3])
             lp, lm = p, m
+        self.last_stop = stop
         return members
 
     def top(self, k: int) -> list[Entry]:

@@ -42,6 +42,7 @@ class _Builder:
     members: list[Entry] = field(default_factory=list)
     longest_prompt: int = 0
     longest_max: int = 0
+    blocked: str = ""  # the first limit that refused a waiting request: token_budget or kv_capacity
 
     def fits(self, req: SchedRequest) -> bool:
         n = len(self.members) + 1
@@ -51,7 +52,18 @@ class _Builder:
             return False
         lp = max(self.longest_prompt, req.prompt_tokens)
         lm = max(self.longest_max, req.max_tokens)
-        return n * lp <= self.budget and n * (lp + lm) <= self.kv
+        if n * lp > self.budget:
+            self.blocked = self.blocked or "token_budget"
+            return False
+        if n * (lp + lm) > self.kv:
+            self.blocked = self.blocked or "kv_capacity"
+            return False
+        return True
+
+    @property
+    def stop(self) -> str:
+        """The limit that ended the batch: request_cap, the first limit that refused a request, or exhausted."""
+        return "request_cap" if self.full else (self.blocked or "exhausted")
 
     def add(self, entry: Entry) -> None:
         self.members.append(entry)
@@ -106,7 +118,9 @@ class StaticPolicy:
         return len(queue) >= self.cap or queue.tokens >= self.budget
 
     def form(self, queue: WaitingQueue, now: float) -> tuple[list[Entry], dict]:
-        return queue.take_prefix(self.cap, self.budget, self.config.kv_cache_tokens), {}
+        """The batch, and info whose "stop" names the limit that ended it (see WaitingQueue.take_prefix)."""
+        members = queue.take_prefix(self.cap, self.budget, self.config.kv_cache_tokens)
+        return members, {"stop": queue.last_stop}
 
     # feedback -----------------------------------------------------------------------------------------
     def on_arrival(self, now: float) -> None:
@@ -191,7 +205,8 @@ class CoalescingPolicy(StaticPolicy):
         avoided = padding_of(baseline[: len(prompts)]) - padding
         self.padding_tokens += padding
         self.padding_avoided_tokens += avoided
-        return builder.members, {"bucket": head.bucket, "padding": padding, "padding_avoided": avoided}
+        info = {"bucket": head.bucket, "padding": padding, "padding_avoided": avoided, "stop": builder.stop}
+        return builder.members, info
 
     @staticmethod
     def _fill(queue: WaitingQueue, b: int, builder: _Builder) -> None:

@@ -1,0 +1,175 @@
+"""Run a sweep: for each strategy (and repeat), the saturation point and the capacity search, each point one
+replay through the normal run path (runner.session.run_trial), saved as a normal result file:
+
+    OUT/<run-id>/<strategy>/saturation[-trial<k>].json
+    OUT/<run-id>/<strategy>/rate-<R>[-trial<k>].json
+
+The engine is built and warmed up once; the workload is loaded once and rescaled per point
+(sweep/rescale.py). Only a `Point` (a few dozen figures) is kept of each saved result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from inferneo_bench.errors import UserError
+from inferneo_bench.sweep.points import SATURATION, Point, point_file
+from inferneo_bench.sweep.rescale import all_at_once, at_rate, base_rate
+from inferneo_bench.sweep.search import SearchSettings, quantize, search
+
+
+@dataclass
+class SweepOptions:
+    run: Any  # runner.session.RunOptions: strategies, workload, engine, slo, repeat (= sweep repeats), out, ...
+    rates: list[float] | None = None  # None: the automatic search
+    settings: SearchSettings = field(default_factory=SearchSettings)
+
+
+@dataclass
+class SweepOutcome:
+    folder: Path
+    points: list[Point]
+    interrupted: bool
+    notes: list[str]
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def parse_rates(text: str | None) -> list[float] | None:
+    """'auto' (or nothing) -> None; 'R1,R2,..' -> sorted rates in req/s (each > 0)."""
+    if text is None or text.strip().lower() == "auto":
+        return None
+    rates = []
+    for part in text.split(","):
+        try:
+            rate = float(part)
+        except ValueError:
+            raise UserError(
+                f"--rates {text!r}: {part.strip()!r} is not a number; give R1,R2,.. in req/s, or auto"
+            ) from None
+        if not rate > 0 or rate == float("inf"):
+            raise UserError(f"--rates {text!r}: every rate must be a finite number > 0 req/s, got {part.strip()}")
+        rates.append(quantize(rate))
+    return sorted(set(rates))
+
+
+def check_settings(settings: SearchSettings) -> None:
+    if not 0 < settings.attainment <= 1:
+        raise UserError(f"--attainment {settings.attainment:g}: must be a fraction in (0, 1], e.g. 0.9")
+    if not 0 < settings.precision < 1:
+        raise UserError(f"--precision {settings.precision:g}: must be a fraction in (0, 1), e.g. 0.02")
+    if settings.max_points < 3:
+        raise UserError(f"--max-points {settings.max_points}: must be at least 3 (saturation, coarse, one more)")
+
+
+def run_sweep(options: SweepOptions, console: Any = None) -> SweepOutcome:
+    """Every strategy x repeat of the sweep. Ctrl-C keeps the point in progress (status interrupted) and
+    stops; the saved points still make a (partial) report."""
+    from inferneo_bench.environment import capture
+    from inferneo_bench.runner.progress import ReplayProgress
+    from inferneo_bench.runner.session import (
+        build_engine,
+        load_session_workload,
+        new_run_id,
+        run_trial,
+        scheduler_config,
+        warm_up,
+    )
+
+    run = options.run
+    if not run.slo:
+        raise UserError("sweep needs --slo, e.g. --slo ttft_ms=2000,tpot_ms=100: capacity is the load that meets it")
+    check_settings(options.settings)
+    settings = options.settings
+    base = scheduler_config(run.config, {})
+    engine = build_engine(run, base.max_num_seqs)
+    try:
+        workload, context = load_session_workload(run, engine.max_model_len)
+        rate0 = base_rate(workload)
+        notes = _rejection_note(context, len(workload.requests), settings.attainment)
+        warm_up(engine)
+        environment = capture()
+        run_id = run.run_id or new_run_id()
+        folder = run.out / run_id
+        base_hash = workload.content_hash
+        points: list[Point] = []
+        repeats: list[int | None] = [None] if run.repeat == 1 else list(range(1, run.repeat + 1))
+
+        def measure(strategy: str, repeat: int | None, rate: float | None, phase: str, index: int) -> Point:
+            replayed = all_at_once(workload) if rate is None else at_rate(workload, rate)
+            where = "all at once" if rate is None else f"{rate:g} req/s"
+            title = f"{strategy} {where}" + (f" trial {repeat}" if repeat else "") + f" (point {index})"
+            sweep = {
+                "id": run_id,
+                "rate": rate,
+                "phase": phase,
+                "attainment_target": settings.attainment,
+                "precision": settings.precision,
+                "base_rate": rate0,
+                "base_workload_hash": base_hash,
+            }
+            with ReplayProgress(console, title, len(replayed.requests)) as progress:
+                outcome = run_trial(
+                    options=run,
+                    strategy=strategy,
+                    trial=repeat,
+                    run_id=run_id,
+                    workload=replayed,
+                    context=context,
+                    engine=engine,
+                    environment=environment,
+                    on_progress=progress.update,
+                    name=f"{strategy}/{Path(point_file(rate, repeat)).stem}",
+                    sweep=sweep,
+                )
+            point = Point.from_result(outcome.result, outcome.path)
+            interrupted = outcome.result.run.status == "interrupted"
+            del outcome, replayed  # release the point's records before the next one
+            points.append(point)
+            if interrupted:
+                raise _Interrupted
+            return point
+
+        def one(strategy: str, repeat: int | None) -> None:
+            """Every point of one strategy and repeat: the given rates, or the saturation point and the search."""
+            count = iter(range(1, 10**6))
+            if options.rates is not None:
+                for rate in options.rates:
+                    measure(strategy, repeat, rate, "given", next(count))
+                return
+            ceiling = measure(strategy, repeat, None, SATURATION, next(count)).figures["request_throughput"]
+            if not ceiling:
+                notes.append(f"{strategy}: no request completed at the saturation point; nothing to search")
+                return
+            search(lambda rate, phase: measure(strategy, repeat, rate, phase, next(count)).passed, ceiling, settings)
+
+        try:
+            for strategy in run.strategies:
+                for repeat in repeats:
+                    one(strategy, repeat)
+        except _Interrupted:
+            return SweepOutcome(folder, points, True, notes)
+        return SweepOutcome(folder, points, False, notes)
+    finally:
+        engine.close()
+
+
+def _rejection_note(context: Any, total: int, target: float) -> list[str]:
+    """Requests over the model context are rejected at every rate and count as misses: say what that costs."""
+    rejected = len(context.rejected) if context is not None else 0
+    if not rejected or not total:
+        return []
+    ceiling = 1 - rejected / total
+    verdict = (
+        f"no rate can reach the {target:.0%} target"
+        if ceiling < target
+        else (f"they cap attainment at {ceiling:.1%} (target {target:.0%})")
+    )
+    return [
+        f"{rejected} of {total} requests exceed the model context ({context.max_model_len} tokens) and are "
+        f"rejected at every rate, counted as SLO misses: {verdict}; --context-policy truncate keeps them"
+    ]
