@@ -286,10 +286,11 @@ def _validity_cell(col: Column) -> Cell:
     if any("valid" not in r.run.validity for r in col.results):
         return Cell(text="unknown")
     valid = [bool(r.run.validity["valid"]) and r.run.status == "completed" for r in col.results]
+    saturated = sum(bool(r.run.validity.get("saturated")) for r in col.results)
     if len(valid) == 1:
-        text = "valid" if valid[0] else "INVALID"
+        text = "valid" if valid[0] else ("SATURATED" if saturated else "INVALID")
     else:
-        text = f"{sum(valid)}/{len(valid)} valid"
+        text = f"{sum(valid)}/{len(valid)} valid" + (f", {saturated} saturated" if saturated else "")
     return Cell(text=text, verdict="worse" if not all(valid) else None)
 
 
@@ -330,10 +331,39 @@ def compare(
             if "valid" not in result.run.validity:
                 notes.append(f"{col.label}: no validity verdict recorded ({path.name})")
             elif failed or not result.run.validity["valid"]:
-                notes.append(f"{col.label}: INVALID run ({path.name}): " + "; ".join(map(str, failed or ["no reason"])))
+                queue = (
+                    "; its latencies measure the queue, not the strategy"
+                    if result.run.validity.get("saturated")
+                    else ""
+                )
+                reasons = "; ".join(map(str, failed or ["no reason"]))
+                notes.append(f"{col.label}: INVALID run ({path.name}): {reasons}{queue}")
             if result.run.status != "completed":
                 notes.append(f"{col.label}: run {result.run.status} ({path.name}); figures cover a partial run")
+    notes += _batch_notes(columns)
     return Comparison(columns, base, rows, _context(results), notes, list(warnings))
+
+
+def _batch_notes(columns: Sequence[Column]) -> list[str]:
+    """Which limit closed the static batches (first trial of each column), and which strategies tied."""
+    from inferneo_bench.report.ties import Schedule, shares_text, tie_notes
+
+    notes, schedules = [], []
+    for col in columns:
+        r = col.results[0]
+        shares = shares_text(r.summary.get("batch_closed_by"))
+        if shares:
+            notes.append(f"{col.label}: static batches closed by {shares}")
+        schedules.append(
+            Schedule(
+                col.label,
+                r.summary.get("schedule_digest"),
+                r.summary.get("batch_closed_by"),
+                dict(r.strategy.get("config") or {}),
+                where=str(r.workload.get("content_hash")),
+            )
+        )
+    return notes + [note.rsplit(" [", 1)[0] for note in tie_notes(schedules)]
 
 
 def _why_missing(key: str, results: Sequence[RunResult]) -> str:

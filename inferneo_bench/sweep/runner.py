@@ -159,17 +159,21 @@ def run_sweep(options: SweepOptions, console: Any = None) -> SweepOutcome:
 
 
 def _rejection_note(context: Any, total: int, target: float) -> list[str]:
-    """Requests over the model context are rejected at every rate and count as misses: say what that costs."""
+    """Requests over the model context are rejected at every rate and count as misses: say what that costs,
+    and refuse (before any measurement) when they alone keep attainment under the target."""
     rejected = len(context.rejected) if context is not None else 0
     if not rejected or not total:
         return []
-    ceiling = 1 - rejected / total
-    verdict = (
-        f"no rate can reach the {target:.0%} target"
-        if ceiling < target
-        else (f"they cap attainment at {ceiling:.1%} (target {target:.0%})")
-    )
+    best = 1 - rejected / total
+    share, limit = rejected / total, context.max_model_len
+    what = f"{rejected} of {total} requests ({share:.1%}) exceed the model context ({limit} tokens)"
+    if best < target - 1e-12:
+        raise UserError(
+            f"{what}: rejected at every rate, they keep SLO attainment at or under {best:.1%}, below the "
+            f"{target:.0%} target; use --context-policy truncate (or scale), a model with a longer context, or "
+            "a lower --attainment"
+        )
     return [
-        f"{rejected} of {total} requests exceed the model context ({context.max_model_len} tokens) and are "
-        f"rejected at every rate, counted as SLO misses: {verdict}; --context-policy truncate keeps them"
+        f"{what}: rejected at every rate and counted as SLO misses, they cap attainment at {best:.1%} (target "
+        f"{target:.0%}); --context-policy truncate keeps them"
     ]

@@ -15,7 +15,8 @@ The search, per strategy (and repeat), stops after `max_points` points (the satu
 2. coarse spread, ascending: `coarse` fractions of the ceiling (0.2, 0.4, .. 1.0), stopping at the first
    failure (under the definition above nothing above it can be the capacity);
    all passed: keep going up by x`extend` until one fails; none passed: halve the lowest rate until one
-   passes or the rate falls under `min_fraction` of the ceiling;
+   passes, but not under `min_fraction` (1/20) of the ceiling (a strategy that cannot sustain 5% of its
+   throughput under the SLO is reported as "below" that rate: the points would be the slowest of all);
 3. bisection between the capacity and its upper bound until upper - capacity <= `precision` x capacity.
 
 Rates are rounded to 4 significant digits (they name the point files).
@@ -34,7 +35,7 @@ class SearchSettings:
     max_points: int = 12  # per strategy and repeat, the saturation point included
     coarse: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8, 1.0)  # first rates, as fractions of the ceiling
     extend: float = 1.25  # factor to go up by when every coarse rate passed
-    min_fraction: float = 1 / 64  # lowest rate tried when none passed, as a fraction of the ceiling
+    min_fraction: float = 1 / 20  # lowest rate tried when none passed, as a fraction of the ceiling
 
 
 @dataclass(frozen=True)
