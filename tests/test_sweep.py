@@ -185,6 +185,20 @@ def test_given_rates_are_measured_as_given(tmp_path, profile_path):
     assert (cap.rate, cap.upper) == (21.5, 30.0)
 
 
+def test_repeats_give_an_interval(tmp_path, profile_path):
+    from inferneo_bench.sweep.report import build, to_dict
+    from inferneo_bench.sweep.runner import run_sweep
+
+    options = sweep_options(tmp_path, profile_path, rates=[10.0, 21.5, 30.0])
+    options.run.repeat = 2
+    outcome = run_sweep(options)
+    names = sorted(p.name for p in (outcome.folder / "fixed_size").iterdir())
+    assert names == [f"rate-{r}-trial{k}.json" for r in ("10", "21.5", "30") for k in (1, 2)]
+    (s,) = build(outcome.points).strategies
+    assert s.capacities == [21.5, 21.5] and s.interval == (21.5, 21.5)  # deterministic: zero width
+    assert to_dict(build(outcome.points))["strategies"][0]["interval95"] == [21.5, 21.5]
+
+
 # ------------------------------------------------------------------------------------------ the search alone
 
 

@@ -50,7 +50,34 @@ def run_summary_table(outcomes: list[Any]) -> Any:
             _f(s["mean_batch_size"]),
             _f(pad),
         )
-    return Group(table, Text("latencies in ms; tok/s = output tokens/s"), *validity_lines(outcomes))
+    return Group(
+        table, Text("latencies in ms; tok/s = output tokens/s"), *validity_lines(outcomes), *batch_lines(outcomes)
+    )
+
+
+def batch_lines(outcomes: list[Any]) -> list[Any]:
+    """Which limit closed the static batches, per strategy, and which strategies formed the same batches."""
+    from rich.text import Text
+
+    from inferneo_bench.report.ties import Schedule, shares_text, tie_notes
+
+    lines, schedules = [], []
+    for o in outcomes:
+        r = o.result
+        if r.run.trial not in (None, 1):  # the first trial speaks for its strategy
+            continue
+        shares = shares_text(r.summary.get("batch_closed_by"))
+        if shares:
+            lines.append(Text(f"{_name(r)}: batches closed by {shares}"))
+        schedules.append(
+            Schedule(
+                _name(r),
+                r.summary.get("schedule_digest"),
+                r.summary.get("batch_closed_by"),
+                dict(r.strategy.get("config") or {}),
+            )  # fmt: skip
+        )
+    return lines + [Text(note.rsplit(" [", 1)[0]) for note in tie_notes(schedules)]
 
 
 def validity_lines(outcomes: list[Any]) -> list[Any]:
