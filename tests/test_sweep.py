@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from inferneo_bench import results
+from inferneo_bench.errors import UserError
 from inferneo_bench.sweep.search import Probe, SearchSettings, capacity_of, quantize, search
 
 S = 0.048
@@ -59,6 +60,8 @@ def write_workload(path: Path, n: int = 100, gap: float = 0.1, prompt: int = 16,
 
 def sweep_options(tmp_path: Path, profile_path: Path, strategies=("fixed_size",), rates=None, **settings):
     from inferneo_bench.runner.session import RunOptions
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
     from inferneo_bench.sweep.runner import SweepOptions
 
     return SweepOptions(
@@ -165,7 +168,6 @@ def test_check_gates_capacity(hand_sweep, cli, tmp_path):
     (row,) = json.loads((tmp_path / "v.json").read_text())["comparisons"]
     assert row["metric"] == "capacity_rps" and row["verdict"] == "REGRESSION" and row["change"] < -0.05
     # another workload is refused
-    (tmp_path / "other").mkdir()
     options = sweep_options(tmp_path / "other", slow_profile)
     write_workload(Path(options.run.workload), prompt=20)
     other = run_sweep(options)
@@ -197,6 +199,21 @@ def test_repeats_give_an_interval(tmp_path, profile_path):
     (s,) = build(outcome.points).strategies
     assert s.capacities == [21.5, 21.5] and s.interval == (21.5, 21.5)  # deterministic: zero width
     assert to_dict(build(outcome.points))["strategies"][0]["interval95"] == [21.5, 21.5]
+
+
+def test_parallel_strategies_give_the_serial_result(tmp_path, profile_path):
+    from inferneo_bench.sweep.report import build, to_dict
+    from inferneo_bench.sweep.runner import run_sweep
+
+    strategies = ("fixed_size", "latency_optimized")
+    serial = run_sweep(sweep_options(tmp_path / "a", profile_path, strategies, rates=[10.0, 21.5]))
+    options = sweep_options(tmp_path / "b", profile_path, strategies, rates=[10.0, 21.5])
+    options.jobs = 2
+    parallel = run_sweep(options)
+    assert to_dict(build(parallel.points))["strategies"] == to_dict(build(serial.points))["strategies"]
+    options.run.engine = "torch"
+    with pytest.raises(UserError, match="only the simulated engine"):
+        run_sweep(options)
 
 
 # ------------------------------------------------------------------------------------------ the search alone

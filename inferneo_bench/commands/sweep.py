@@ -47,6 +47,7 @@ def sweep(
         None, "--request-timeout", help="Client cancels requests not finished S seconds after arrival."
     ),
     threads: int = typer.Option(1, "--threads", min=1, help="torch CPU threads (1: steadiest for small models)."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="--engine sim: sweep N strategies in parallel processes."),
     report: Path | None = typer.Option(
         None, "--report", help="Re-render the report of a saved sweep folder (no new measurement)."
     ),
@@ -105,6 +106,7 @@ def sweep(
         ),
         rates=parse_rates(rates),
         settings=SearchSettings(attainment=attainment, precision=precision, max_points=max_points),
+        jobs=jobs,
     )
     console = make_console(120)
     outcome = run_sweep(options, console=None if quiet else console)

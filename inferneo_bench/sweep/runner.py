@@ -25,6 +25,7 @@ class SweepOptions:
     run: Any  # runner.session.RunOptions: strategies, workload, engine, slo, repeat (= sweep repeats), out, ...
     rates: list[float] | None = None  # None: the automatic search
     settings: SearchSettings = field(default_factory=SearchSettings)
+    jobs: int = 1  # simulated engine only: strategies swept in parallel processes
 
 
 @dataclass
@@ -68,7 +69,56 @@ def check_settings(settings: SearchSettings) -> None:
 
 def run_sweep(options: SweepOptions, console: Any = None) -> SweepOutcome:
     """Every strategy x repeat of the sweep. Ctrl-C keeps the point in progress (status interrupted) and
-    stops; the saved points still make a (partial) report."""
+    stops; the saved points still make a (partial) report. With `jobs` > 1 (simulated engine only: on a real
+    engine parallel points would measure each other) the strategies run in that many processes."""
+    if options.jobs > 1 and len(options.run.strategies) > 1:
+        return _run_parallel(options, console)
+    return _run_serial(options, console)
+
+
+def _run_parallel(options: SweepOptions, console: Any) -> SweepOutcome:
+    """One process per strategy (at most `jobs` at once), each a serial sweep of its strategy into the same
+    folder; the points are then read back from the saved files, as `sweep --report` would."""
+    import dataclasses
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from inferneo_bench.runner.session import new_run_id
+    from inferneo_bench.sweep.report import load_points
+
+    if options.run.engine != "sim":
+        raise UserError("--jobs N runs points in parallel, which only the simulated engine (--engine sim) allows")
+    if not options.run.slo:
+        raise UserError("sweep needs --slo, e.g. --slo ttft_ms=2000,tpot_ms=100: capacity is the load that meets it")
+    check_settings(options.settings)
+    run = dataclasses.replace(options.run, run_id=options.run.run_id or new_run_id())
+    folder = run.out / run.run_id
+    jobs = [dataclasses.replace(options, run=dataclasses.replace(run, strategies=[s]), jobs=1) for s in run.strategies]
+    notes: list[str] = []
+    interrupted = False
+    context = multiprocessing.get_context("spawn")  # no fork: torch and threads in the parent
+    with ProcessPoolExecutor(max_workers=options.jobs, mp_context=context) as pool:
+        futures = [pool.submit(_serial_quiet, job) for job in jobs]
+        try:
+            for strategy, future in zip(run.strategies, futures, strict=True):
+                outcome = future.result()
+                interrupted |= outcome.interrupted
+                notes += [n for n in outcome.notes if n not in notes]
+                if console is not None:
+                    console.print(f"{strategy}: {len(outcome.points)} points")
+        except KeyboardInterrupt:
+            interrupted = True
+            for future in futures:
+                future.cancel()
+    points, _ = load_points([folder])
+    return SweepOutcome(folder, points, interrupted, notes)
+
+
+def _serial_quiet(options: SweepOptions) -> SweepOutcome:
+    return _run_serial(options, None)
+
+
+def _run_serial(options: SweepOptions, console: Any = None) -> SweepOutcome:
     from inferneo_bench.environment import capture
     from inferneo_bench.runner.progress import ReplayProgress
     from inferneo_bench.runner.session import (
