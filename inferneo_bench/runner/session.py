@@ -73,6 +73,13 @@ class RunOptions:
     threads: int | None = 1  # torch intra-op threads on the CPU (None: torch's default)
     validity: ValidityRules = field(default_factory=ValidityRules)
     command: str = field(default_factory=lambda: _invocation())
+    # run --target URL: replay against an OpenAI-compatible server instead of the in-process engine
+    target: str | None = None
+    api: str = "completions"
+    served_model: str | None = None
+    max_concurrency: int | None = None
+    headers: list[str] = field(default_factory=list)  # NAME:VALUE, sent but never stored
+    api_key_env: str | None = None
 
 
 @dataclass
@@ -170,7 +177,7 @@ def _reset_torch_peak(engine: Any) -> None:
 
 
 def write_requests_csv(result: results.RunResult, path: Path) -> Path:
-    fields = [f.name for f in dataclasses.fields(results.RequestRecord) if f.name != "itl_s"]
+    fields = [f.name for f in dataclasses.fields(results.RequestRecord) if f.name not in ("itl_s", "chunk_tokens")]
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(fields)
@@ -352,7 +359,11 @@ def load_session_workload(options: RunOptions, max_model_len: int) -> tuple[Any,
 
 def run_session(options: RunOptions, console: Any = None) -> tuple[list[TrialOutcome], bool]:
     """Every strategy x trial of one session. Ctrl-C saves the trial in progress (status interrupted) and
-    stops the session."""
+    stops the session. With options.target, the trials run against that server (client.session)."""
+    if options.target:
+        from inferneo_bench.client.session import run_remote_session
+
+        return run_remote_session(options, console)
     from inferneo_bench.environment import capture
     from inferneo_bench.runner.progress import ReplayProgress
 
