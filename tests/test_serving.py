@@ -210,16 +210,43 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_killed_server_gives_a_partial_consistent_result(cli, tmp_path):
+def _serve_process() -> tuple[subprocess.Popen, str]:
+    """`inferneo-bench serve` on the simulated tiny engine (no torch), as its own process, on a free port."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
         [sys.executable, "-m", "inferneo_bench", "serve", "--engine", "sim", "--profile", "tiny-cpu",
-         "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+         "--port", str(port), "--drain", "20"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
+    if not wait_for(lambda: _healthy(url) or proc.poll() is not None, timeout_s=60) or proc.poll() is not None:
+        proc.kill()
+        raise AssertionError(f"serve did not start: {proc.communicate()[1][-2000:]!r}")
+    return proc, url
+
+
+def test_sigterm_drains_running_requests_then_exits():
+    proc, url = _serve_process()
     try:
-        assert wait_for(lambda: _healthy(url), timeout_s=60), "serve did not start"
+        payload = {"prompt": "drain me", "max_tokens": 200, "stream": True, "stream_options": {"include_usage": True}}
+        with (
+            httpx.Client(base_url=url, timeout=30) as client,
+            client.stream("POST", "/v1/completions", json=payload) as r,
+        ):
+            lines = r.iter_lines()
+            next(line for line in lines if line.startswith("data:"))
+            proc.send_signal(signal.SIGTERM)
+            rest = [line[5:].strip() for line in lines if line.startswith("data:")]
+        assert rest[-1] == "[DONE]" and json.loads(rest[-2])["usage"]["completion_tokens"] == 200
+        assert proc.wait(30) == 0  # a drained stop is a clean exit
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+def test_killed_server_gives_a_partial_consistent_result(cli, tmp_path):
+    proc, url = _serve_process()
+    try:
         workload = write_workload(tmp_path / "w.jsonl", n=30, gap_s=0.1, output=(30, 40))
 
         def kill_mid_run() -> None:  # after the probe request and 3 of the workload's completed on the server

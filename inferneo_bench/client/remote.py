@@ -115,6 +115,7 @@ class _Run:
         self.waiting_slot = 0
         self.output_tokens = 0
         self._probing: asyncio.Task[bool] | None = None
+        self.streams: dict[str, StreamResult] = {}  # in flight: what each has received so far
 
     def _record(self, index: int, spec: Request) -> RequestRecord:
         return RequestRecord(
@@ -182,10 +183,17 @@ class _Run:
             if record.status == "pending":
                 sent = record.enqueued_s is not None
                 if sent:
-                    record.finish_s = self.now()
+                    self._partial(record)
                 why = self.stop_reason or "run interrupted"
                 self._end(record, "cancelled", why if sent else f"not sent: {why}")
             raise
+
+    def _partial(self, record: RequestRecord) -> None:
+        """A request stopped by the client: keep the chunks it received, end it now."""
+        res = self.streams.pop(record.request_id, None)
+        if res is not None:
+            fill_record(record, res, self.t0, token_ids=False)
+        record.finish_s = self.now()
 
     async def _send(self, client: httpx.AsyncClient, spec: Request, record: RequestRecord) -> None:
         payload = build_payload(spec, self.target, self.info, self.options.seed)
@@ -194,8 +202,9 @@ class _Run:
             record.enqueued_s = self.now()
             record.arrival_lag_s = max(0.0, record.enqueued_s - record.arrival_s)
 
+        res = self.streams[record.request_id] = StreamResult()
         coro = stream_request(client, self.target.endpoint, payload, self.target.headers, self.target.api == "chat",
-                              self.clock, on_sent=sent)  # fmt: skip
+                              self.clock, on_sent=sent, out=res)  # fmt: skip
         self.in_flight += 1
         try:
             if self.options.request_timeout_s is None:
@@ -205,11 +214,12 @@ class _Run:
                 try:
                     res = await asyncio.wait_for(coro, max(0.0, deadline))
                 except asyncio.TimeoutError:
-                    record.finish_s = self.now()
+                    self._partial(record)
                     self._end(record, "cancelled", f"client timeout after {self.options.request_timeout_s:g} s")
                     return
         finally:
             self.in_flight -= 1
+        del self.streams[record.request_id]
         fill_record(record, res, self.t0, self.info.token_ids and self.target.api == "completions")
         if res.status != "completed" and record.finish_s is None:
             record.finish_s = self.now()

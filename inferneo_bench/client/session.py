@@ -63,6 +63,33 @@ def _strategy_info(info: Any) -> dict[str, Any]:
     return {"name": str(name), "config": config, "stats": {}}
 
 
+def remote_lines(outcomes: list[Any]) -> list[str]:
+    """What a remote run adds below the summary table: serving overhead, client load, token accounting."""
+    lines = []
+    for o in outcomes:
+        r = o.result
+        if r.run.engine != "remote":
+            continue
+        s = r.summary
+
+        def ms(key: str) -> str:
+            return "-" if s.get(key) is None else f"{s[key]:.2f} ms"
+
+        cpu = s.get("client_cpu_frac")
+        overhead = (
+            f"TTFT overhead over the server's engine-side TTFT: p50 {ms('ttft_overhead_p50_ms')}, "
+            f"p99 {ms('ttft_overhead_p99_ms')}, min {ms('ttft_overhead_min_ms')}"
+            if s.get("ttft_overhead_p50_ms") is not None
+            else "the server reports no engine-side TTFT (no overhead figure)"
+        )
+        lines.append(
+            f"{r.strategy['name']} @ {r.environment.get('target', {}).get('url')}: {overhead}; client CPU "
+            f"{'-' if cpu is None else f'{cpu:.0%}'} of a core; arrival lag p99 {ms('arrival_lag_p99_ms')}; "
+            f"{s.get('mean_tokens_per_chunk') or 0:.2f} tokens/chunk; {s.get('usage_mismatches', 0)} usage mismatches"
+        )
+    return lines
+
+
 def run_remote_session(options: Any, console: Any = None) -> tuple[list[Any], bool]:
     """Every trial of a remote session; Ctrl-C saves the trial in progress (interrupted) and stops."""
     from inferneo_bench.client.probe import probe

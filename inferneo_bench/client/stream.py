@@ -124,10 +124,12 @@ async def stream_request(
     chat: bool,
     clock: Callable[[], float],
     on_sent: Callable[[], None] | None = None,
+    out: StreamResult | None = None,
 ) -> StreamResult:
-    """POST `payload` (stream: true) and time its chunks. Transport errors become a failed result with the
-    reason; cancellation (a client time-out, Ctrl-C) propagates to the caller, which records it."""
-    out = StreamResult()
+    """POST `payload` (stream: true) and time its chunks into `out` (a new StreamResult by default). Transport
+    errors become a failed result with the reason; cancellation (a client time-out, Ctrl-C) propagates to the
+    caller, which records it and still finds the chunks received so far in `out`."""
+    out = out if out is not None else StreamResult()
     parser = _Parser(chat, clock, out)
     try:
         request = client.build_request("POST", url, json=payload, headers=headers)

@@ -193,6 +193,11 @@ def execute(options: Any, quiet: bool, demo_table: bool = False) -> None:
             typer.echo(str(o.path))
     else:
         console.print(demo_summary_table(outcomes) if demo_table else run_summary_table(outcomes))
+        if options.target:
+            from inferneo_bench.client.session import remote_lines
+
+            for line in remote_lines(outcomes):
+                console.print(line, highlight=False)
         for o in outcomes:
             console.print(f"saved {o.path}")
     if interrupted:

@@ -71,7 +71,15 @@ def serve(
     )
     typer.echo(f"OpenAI API at http://{host}:{port}/v1 (completions, chat/completions, models); /metrics, /health")
     typer.echo("Ctrl-C or SIGTERM: stop accepting, let running requests finish, exit")
-    server.run()
+    import signal
+
+    # uvicorn drains on SIGINT/SIGTERM, then re-raises the signal with the handler it found: make both end here
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    typer.echo("stopped")
 
 
 def _check_bind(host: str, port: int) -> None:

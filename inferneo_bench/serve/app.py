@@ -155,24 +155,20 @@ def create_app(state: ServerState, drain_s: float = 30.0) -> Any:
 
         state.live.add(rid)
         watcher = asyncio.ensure_future(_watch_disconnect(request, events, lambda: _forget(state, rid)))
-        handed_over = False
         try:
             state.loop.submit(Job(rid, gen.prompt_ids, gen.max_tokens, sink))
-            handed_over = True
             first = await events.get()
-            if first is _DISCONNECTED:
-                raise asyncio.CancelledError
-            if isinstance(first, Finished):  # rejected by the scheduler, or the server is stopping
-                handed_over = False
-                status = 503 if "shutting down" in (first.reason or "") else 400
-                raise APIError(status, f"request rejected: {first.reason}", param=None)
-            assert isinstance(first, Admitted)
         except BaseException:
             watcher.cancel()
-            state.live.discard(rid)
-            if handed_over:
-                state.loop.cancel(rid)
+            _forget(state, rid)
             raise
+        if first is _DISCONNECTED:  # gone before admission; the watcher cancelled the request
+            return Response(status_code=499)  # nobody reads it
+        if not isinstance(first, Admitted):  # Finished: rejected by the scheduler, or the server is stopping
+            watcher.cancel()
+            state.live.discard(rid)
+            status = 503 if "shutting down" in (first.reason or "") else 400
+            raise APIError(status, f"request rejected: {first.reason}")
         stream = _Stream(state, gen, rid, events, watcher)
         if gen.stream:
             return StreamingResponse(stream.sse(), media_type="text/event-stream")
