@@ -72,7 +72,7 @@ def remote_lines(outcomes: list[Any]) -> list[str]:
             continue
         s = r.summary
 
-        def ms(key: str) -> str:
+        def ms(key: str, s: dict[str, Any] = s) -> str:
             return "-" if s.get(key) is None else f"{s[key]:.2f} ms"
 
         cpu = s.get("client_cpu_frac")
