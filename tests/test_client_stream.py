@@ -152,3 +152,27 @@ def test_run_target_option_errors(cli):
     assert code == 2 and "--strategy fixed: with --target the server decides" in err
     code, _, err = cli("run", "--target", "http://127.0.0.1:9", "--num-requests", "2")
     assert code == 2 and "cannot reach the server" in err
+
+
+def test_remote_results_compare_with_torch_runs_not_with_simulated_ones():
+    import copy
+    from pathlib import Path
+
+    from inferneo_bench import results
+    from inferneo_bench.report import compat
+
+    torch_run = results.load(Path(__file__).parent / "data" / "results" / "chat-cpu" / "continuous.json")
+    remote = copy.deepcopy(torch_run)
+    remote.run.engine, remote.model["device_type"] = "remote", None  # e.g. vLLM: it does not say
+    assert compat.differences([torch_run, remote]) == []
+    assert compat.check([torch_run, remote], ["local.json", "vllm.json"]) == [
+        "warning: vllm.json: the server did not report its device type; check it matches the others"
+    ]
+    remote.model["device_type"] = "cuda"  # a server that says so is held to it
+    assert compat.differences([torch_run, remote], ["local.json", "served.json"]) == [
+        "device type differs: 'cpu' (local.json) vs 'cuda' (served.json)"
+    ]
+    sim = copy.deepcopy(torch_run)
+    sim.run.engine = "sim"
+    with pytest.raises(UserError, match="engine differs: 'torch'/'remote' .* vs 'sim'"):
+        compat.check([torch_run, remote, sim], ["a.json", "b.json", "c.json"])

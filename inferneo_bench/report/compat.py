@@ -19,8 +19,8 @@ FIELDS: tuple[tuple[str, str, str], ...] = (
 
 def _get(result: RunResult, section: str, key: str) -> object:
     if section == "run":
-        return _remote_view(result, key, getattr(result.run, key, None))
-    return _remote_view(result, key, getattr(result, section).get(key))
+        return getattr(result.run, key, None)
+    return getattr(result, section).get(key)
 
 
 # ---- remote results (`run --target`, docs/serving.md) ------------------------------------------------------
@@ -45,7 +45,7 @@ def unknown_notes(results: Sequence[RunResult], paths: Sequence[Path | str] | No
     return [
         f"warning: {name}: the server did not report its device type; check it matches the others"
         for result, name in zip(results, names, strict=False)
-        if _get(result, "model", "device_type") is _UNKNOWN
+        if _remote_view(result, "device_type", _get(result, "model", "device_type")) is _UNKNOWN
     ]
 
 
@@ -54,13 +54,17 @@ def differences(results: Sequence[RunResult], paths: Sequence[Path | str] | None
     found = []
     names = [str(p) for p in paths] if paths is not None else [r.strategy.get("name", "?") for r in results]
     for label, section, key in FIELDS:
-        seen: dict[str, list[str]] = {}
+        seen: dict[str, tuple[list[str], list[str]]] = {}  # comparable value -> (files, values as recorded)
         for result, name in zip(results, names, strict=False):
             value = _get(result, section, key)
-            if value is not _UNKNOWN:
-                seen.setdefault(repr(value), []).append(name)
+            group = _remote_view(result, key, value)
+            if group is not _UNKNOWN:
+                files, shown = seen.setdefault(repr(group), ([], []))
+                files.append(name)
+                if repr(value) not in shown:
+                    shown.append(repr(value))
         if len(seen) > 1:
-            parts = [f"{value} ({_short(files)})" for value, files in seen.items()]
+            parts = [f"{'/'.join(shown)} ({_short(files)})" for files, shown in seen.values()]
             found.append(f"{label} differs: " + " vs ".join(parts))
     return found
 
