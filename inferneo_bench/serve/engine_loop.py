@@ -24,10 +24,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from inferneo_bench.runner.clock import WallClock
+from inferneo_bench.runner.clock import Clock, WallClock
 from inferneo_bench.steps import Idle, StepPlan, StepResult
 
 log = logging.getLogger("inferneo_bench.serve")
+STOP = -1.0  # EngineLoop.tick: the loop is over
 
 
 @dataclass
@@ -102,7 +103,7 @@ class _Live:
 
 @dataclass
 class LoopStats:
-    """A snapshot for /metrics and /v1/models (written by the engine thread, read by the HTTP side)."""
+    """A snapshot of the loop (written by the engine thread after every step; for diagnostics and tests)."""
 
     running: int = 0
     waiting: int = 0
@@ -118,7 +119,7 @@ class EngineLoop:
 
     `core_factory()` builds a fresh core (at start, and after an internal error). `pace`: sleep each step's
     reported time (the simulated engine predicts step times instead of spending them). `metrics`: an object
-    with the ServerMetrics hooks, or None."""
+    with the ServerMetrics hooks, or None. `clock`: the wall clock; tests pass a VirtualClock."""
 
     def __init__(
         self,
@@ -127,7 +128,7 @@ class EngineLoop:
         *,
         pace: bool = False,
         metrics: Any = None,
-        clock: WallClock | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._core_factory = core_factory
         self.core = core_factory()
@@ -167,20 +168,27 @@ class EngineLoop:
     def _run(self) -> None:
         wait: float | None = None
         try:
-            while True:
-                try:
-                    self._drain_inbox(wait or 0.0)
-                    if self._stop_at is not None and (not self._live or self.clock.now() >= self._stop_at):
-                        for rid in list(self._live):
-                            self._cancel(rid, "server shutting down")
-                        break
-                    wait = self._iterate()
-                except Exception as exc:  # noqa: BLE001 - a bug must not take the server down
-                    log.exception("engine loop error; failing the live requests and restarting the scheduler")
-                    self._recover(f"internal error: {type(exc).__name__}: {exc}")
-                    wait = None
+            while wait != STOP:
+                wait = self.tick(wait or 0.0)
         finally:
             self._publish()
+
+    def tick(self, block_s: float = 0.0) -> float | None:
+        """One round of the loop: apply the queued commands (first waiting up to block_s for one), then plan and
+        run one step. Returns how long the next round may wait for commands (inf: until one comes; None: not at
+        all), or STOP once stopping and nothing is left. Never raises: an error fails the live requests and
+        restarts the scheduler core."""
+        try:
+            self._drain_inbox(block_s)
+            if self._stop_at is not None and (not self._live or self.clock.now() >= self._stop_at):
+                for rid in list(self._live):
+                    self._cancel(rid, "server shutting down")
+                return STOP
+            return self._iterate()
+        except Exception as exc:  # noqa: BLE001 - a bug must not take the server down
+            log.exception("engine loop error; failing the live requests and restarting the scheduler")
+            self._recover(f"internal error: {type(exc).__name__}: {exc}")
+            return None
 
     def _drain_inbox(self, block_s: float) -> None:
         """Apply the queued commands; first wait up to block_s (inf: until one comes) when there is none."""
@@ -210,6 +218,7 @@ class EngineLoop:
         timing = EngineTiming(received_s=job.received_s, prompt_tokens=len(job.prompt_ids))
         if self._stop_at is not None:
             self._send(job, Finished("rejected", "server shutting down", timing))
+            self._count_end("rejected", timing)
             return
         request = SchedRequest(job.request_id, len(job.prompt_ids), job.max_tokens, job.priority, job.received_s)
         reason = self.core.add(request, self.clock.now())
@@ -281,6 +290,7 @@ class EngineLoop:
             remaining = now + result.step_s - self.clock.now()
             if remaining > 0:
                 time.sleep(remaining)
+        self.clock.after_step(result.step_s)  # a virtual clock (tests) jumps by the step; the wall clock lived it
         t_end = self.clock.now()
         for seq in plan.seqs:
             state = live.get(seq.seq_id)
