@@ -128,6 +128,8 @@ def test_two_strategies_through_serve_every_request_counted_and_compared(cli, en
                          "--format", "csv", "--baseline", "continuous")  # fmt: skip
     assert code == 0, err
     assert "continuous [remote]" in out and "fixed_size [remote]" in out
+    code, out, err = cli("compare", str(tmp_path / "continuous"), str(tmp_path / "local"), "--width", "200")
+    assert code == 0 and "continuous [remote]" in out, out + err  # the label is not eaten as Rich markup
     # a simulated run is never compared with a remote one
     code, _, err = cli("run", "--workload", str(workload), "--engine", "sim", "--profile", "tiny-cpu", "--strategy",
                        "continuous", "--out", str(tmp_path), "--run-id", "sim", "--quiet", *LAX[:4])  # fmt: skip
