@@ -335,3 +335,53 @@ def test_engine_failure_is_a_500_and_queue_limit_a_503_and_the_server_keeps_serv
         ok = client.post("/v1/completions", json={"prompt": "fine", "max_tokens": 2})
         assert ok.status_code == 200 and ok.json()["usage"]["completion_tokens"] == 2
         assert metric(url, "inferneo:requests_ended_total", status="failed") == 2
+
+
+def test_concurrency_cap_time_outs_and_a_client_bound_run(cli, tmp_path):
+    from inferneo_bench.engine.sim_engine import load_sim_engine
+
+    engine = load_sim_engine("tiny-cpu", max_num_seqs=32)
+    with serving(engine, engine="sim") as (url, _):
+        workload = write_workload(tmp_path / "burst.jsonl", n=8, gap_s=0.0, prompt=(8, 8), output=(20, 20))
+        strict_cpu = [*LAX[:6], "--max-client-cpu", "0.001"]  # any client CPU use fails validity
+        code, out, err = cli("run", "--target", url, "--workload", str(workload), "--max-concurrency", "2",
+                             "--out", str(tmp_path), "--run-id", "cap", "--quiet", *strict_cpu)  # fmt: skip
+        assert code == 0, err
+        r = results.load(out.split()[0])
+        assert r.summary["completed"] == 8
+        spans = [(q.enqueued_s, q.finish_s) for q in r.requests]
+        assert max(sum(a <= t < b for a, b in spans) for t, _ in spans) == 2  # never more than 2 in flight
+        waited = [q for q in r.requests if q.client_queue_s is not None]
+        assert len(waited) >= 6 and all(q.arrival_s > 0 for q in waited)  # arrival = when a slot freed
+        assert not r.run.validity["valid"] and r.run.validity["checks"]["client_kept_up"] is False
+        assert any("the client, not the server, may have been the bottleneck" in f for f in r.run.validity["failed"])
+
+        slow = write_workload(tmp_path / "slow.jsonl", n=3, gap_s=0.0, prompt=(8, 8), output=(1500, 1500))
+        code, out, err = cli("run", "--target", url, "--workload", str(slow), "--request-timeout", "0.3",
+                             "--out", str(tmp_path), "--run-id", "timeout", "--quiet", *LAX)  # fmt: skip
+        assert code == 0, err
+        r = results.load(out.split()[0])
+        for q in r.requests:
+            assert q.status == "cancelled" and q.reason == "client timeout after 0.3 s"
+            assert 0 < q.output_tokens < 1500 and len(q.itl_s) == q.output_tokens - 1  # what arrived is kept
+        assert wait_for(lambda: metric(url, "inferneo:requests_ended_total", status="cancelled") == 3)
+        assert metric(url, "vllm:num_requests_running") == 0 and engine.kv_slots_used == 0
+
+
+def test_local_hugging_face_tokenizer(tmp_path):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    from inferneo_bench.engine.sim_engine import load_sim_engine
+
+    vocab = {"[UNK]": 0, "hello": 1, "world": 2, "bench": 3}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.save(str(tmp_path / "tokenizer.json"))
+    engine = load_sim_engine("tiny-cpu", max_num_seqs=4)
+    with serving(engine, engine="sim", tokenizer=str(tmp_path)) as (url, _), httpx.Client(base_url=url) as client:
+        assert client.post("/tokenize", json={"prompt": "hello bench world"}).json()["tokens"] == [1, 3, 2]
+        r = client.post("/v1/completions", json={"prompt": "hello world hello", "max_tokens": 4}).json()
+        assert r["usage"] == {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
+        words = r["choices"][0]["text"].split()
+        assert len(words) == 4 and set(words) <= set(vocab)  # sampled ids folded into the 4-word vocabulary
+        assert client.get("/v1/models").json()["data"][0]["metadata"]["tokenizer"] == str(tmp_path)
