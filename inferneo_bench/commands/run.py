@@ -27,7 +27,7 @@ def run(
         "--strategy",
         "-s",
         help="fixed, adaptive, coalescing, latency, throughput, continuous, or all "
-        "(comma-separated; the seed's long names work too) [default: adaptive; with --target: the server's].",
+        "(comma-separated; the seed's long names work too) (default: adaptive; with --target: the server's).",
         show_default=False,
     ),
     workload: str = typer.Option("default", "--workload", "-w", help="Shipped workload name or a spec/trace path."),
@@ -91,7 +91,7 @@ def run(
     ),
     api: str = typer.Option("completions", "--api", help="With --target: completions or chat."),
     served_model: str | None = typer.Option(
-        None, "--served-model", help="With --target: the model name to request [default: the first it lists]."
+        None, "--served-model", help="With --target: the model name to request (default: the first it lists)."
     ),
     max_concurrency: int | None = typer.Option(
         None, "--max-concurrency", help="With --target: at most N requests in flight (as vLLM's bench)."

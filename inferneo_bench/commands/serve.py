@@ -9,7 +9,7 @@ from inferneo_bench.errors import UserError
 
 def serve(
     model: str | None = typer.Option(
-        None, "--model", "-m", help="Preset (tiny, gpt2, llama-1b, ...) or a local HF folder [default: tiny]."
+        None, "--model", "-m", help="Preset (tiny, gpt2, llama-1b, ...) or a local HF folder (default: tiny)."
     ),
     strategy: str = typer.Option("continuous", "--strategy", "-s", help="The one batching strategy to serve with."),
     sets: list[str] = typer.Option([], "--set", help="SchedulerConfig FIELD=VALUE (repeatable)."),
@@ -23,10 +23,10 @@ def serve(
     profile: str | None = typer.Option(None, "--profile", help="Engine profile for --engine sim (name or file)."),
     max_model_len: int | None = typer.Option(None, "--max-model-len", help="Model context length override."),
     tokenizer: str | None = typer.Option(
-        None, "--tokenizer", help="Local Hugging Face tokenizer folder [default: byte-level, one token per byte]."
+        None, "--tokenizer", help="Local Hugging Face tokenizer folder (default: byte-level, one token per byte)."
     ),
     served_model_name: str | None = typer.Option(
-        None, "--served-model-name", help="Model name clients use [default: the model's name]."
+        None, "--served-model-name", help="Model name clients use (default: the model's name)."
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the random weights."),
     threads: int = typer.Option(1, "--threads", min=1, help="torch CPU threads (1: fastest for small steps)."),
