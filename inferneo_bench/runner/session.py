@@ -145,11 +145,16 @@ def _coerce(name: str, raw: str, default: Any, annotation: Any) -> Any:
 
 
 def _cuda_index(engine: Any) -> int | None:
-    """The CUDA device index the engine runs on, or None (CPU, simulated engine)."""
+    """The CUDA device index the engine runs on, or None (CPU, simulated engine). A plain "cuda" device means
+    the current CUDA device, which is not always 0."""
     device = str(getattr(engine, "device", "cpu"))
     if not device.startswith("cuda"):
         return None
-    return int(device.split(":")[1]) if ":" in device else 0
+    if ":" in device:
+        return int(device.split(":")[1])
+    import torch
+
+    return torch.cuda.current_device()
 
 
 def _torch_peak_mb(engine: Any) -> float | None:
@@ -199,9 +204,12 @@ def run_trial(
     if hasattr(engine, "reset"):
         engine.reset()
     _reset_torch_peak(engine)
+    from inferneo_bench.telemetry.nvml import cuda_device_uuid
     from inferneo_bench.telemetry.sampler import NvmlSampler
 
-    sampler = NvmlSampler(_cuda_index(engine), options.telemetry_interval_s)
+    index = _cuda_index(engine)
+    uuid = None if index is None else cuda_device_uuid(index)
+    sampler = NvmlSampler(index, options.telemetry_interval_s, device_uuid=uuid)
     sampler.start(time.perf_counter())
     try:
         outcome = replay(
