@@ -320,3 +320,19 @@ def test_collect_turns_what_came_back_into_small_files_to_commit(tmp_path):
     slim = json.loads((dest / "runs" / "inproc" / "continuous.json").read_text())
     assert slim["summary"]["output_throughput"] == 5000.0 and "requests" not in slim and "steps" not in slim
     assert report.card_slug("NVIDIA H100 80GB HBM3") == "nvidia-h100-80gb-hbm3"
+
+
+def test_bench_names_the_cuda_device_with_its_index(monkeypatch):
+    """torch.cuda.set_device(torch.device("cuda")) raises ValueError (no index): the benchmark's CUDA path
+    resolves a bare "cuda" or "auto" to the current device first."""
+    import torch
+
+    bench = _load("bench_engine", REPO / "tests" / "benchmarks" / "bench_engine.py")
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 3)
+    assert bench.cuda_device("cuda") == torch.device("cuda", 3) == bench.cuda_device("auto")
+    assert bench.cuda_device("cuda:1") == torch.device("cuda", 1)
+    from torch.cuda._utils import _get_device_index
+
+    assert _get_device_index(bench.cuda_device("cuda")) == 3
+    with pytest.raises(ValueError):
+        _get_device_index(torch.device("cuda"))

@@ -41,6 +41,12 @@ DATASHEET_BW = (
 )
 
 
+def cuda_device(name: str) -> torch.device:
+    """'auto' / 'cuda' / 'cuda:N' -> a CUDA device with its index (torch.cuda.set_device refuses a bare 'cuda')."""
+    dev = torch.device("cuda" if name == "auto" else name)
+    return dev if dev.index is not None else torch.device("cuda", torch.cuda.current_device())
+
+
 def cuda_peak(device: torch.device) -> tuple[float | None, float]:
     """(datasheet bytes/s of the named GPU or None, measured device-to-device copy bytes/s, read + write)."""
     name = torch.cuda.get_device_name(device)
@@ -118,8 +124,8 @@ def main() -> None:
     steps = args.steps or (50 if cuda else 5)
     batches = [int(x) for x in args.batches.split(",")]
     if cuda:
-        dev = torch.device("cuda" if args.device == "auto" else args.device)
-        torch.cuda.set_device(dev)  # a and b events, graphs and the copy all on the benchmarked GPU
+        dev = cuda_device(args.device)
+        torch.cuda.set_device(dev)  # events, graphs and the copy all on the benchmarked GPU
         sheet, measured = cuda_peak(dev)
         peak = sheet
         device_name = torch.cuda.get_device_name(dev)
