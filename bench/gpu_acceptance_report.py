@@ -35,26 +35,43 @@ def read_json(path: Path) -> Any:
 
 
 def read_results(folder: Path) -> list[dict[str, Any]]:
-    """The result files of one run folder, as plain dicts (strategy, summary, telemetry, validity, status),
-    in the project's strategy order."""
-    rows = []
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        data = read_json(path)
-        if not isinstance(data, dict) or "summary" not in data:
-            continue
-        run = data.get("run") or {}
-        rows.append(
-            {
-                "file": path.name,
-                "strategy": (data.get("strategy") or {}).get("name", path.stem),
-                "summary": data.get("summary") or {},
-                "telemetry": data.get("telemetry") or {},
-                "validity": run.get("validity") or {},
-                "status": run.get("status"),
-            }
-        )
+    """The results of one run folder as plain dicts (strategy, summary, telemetry, validity, status), in the
+    project's strategy order. Read through the project's own loader (inferneo_bench.results) when it imports,
+    so a change of the storage layout needs no change here; else as plain JSON files."""
+    rows = _load_with_project(folder) if folder.is_dir() else []
+    if rows is None:
+        rows = []
+        for path in sorted(folder.glob("*.json")):
+            data = read_json(path)
+            if isinstance(data, dict) and "summary" in data:
+                rows.append(_row(path.name, data.get("strategy"), data.get("summary"), data.get("telemetry"),
+                                 data.get("run") or {}))  # fmt: skip
     rank = {name: i for i, name in enumerate(STRATEGY_ORDER)}
     return sorted(rows, key=lambda r: (rank.get(r["strategy"], len(rank)), r["file"]))
+
+
+def _row(file: str, strategy: Any, summary: Any, telemetry: Any, run: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "file": file,
+        "strategy": (strategy or {}).get("name", Path(file).stem),
+        "summary": summary or {},
+        "telemetry": telemetry or {},
+        "validity": run.get("validity") or {},
+        "status": run.get("status"),
+    }
+
+
+def _load_with_project(folder: Path) -> list[dict[str, Any]] | None:
+    try:
+        from dataclasses import asdict
+
+        from inferneo_bench import results
+
+        paths = results.find_result_files([folder])
+        loaded = [(p, results.load(p)) for p in paths]
+    except Exception:  # noqa: BLE001 - the project does not import here, or reads differently: plain JSON
+        return None
+    return [_row(p.name, r.strategy, r.summary, r.telemetry, asdict(r.run)) for p, r in loaded]
 
 
 def telemetry_check(row: dict[str, Any], need_nvml: bool) -> tuple[bool, str]:
