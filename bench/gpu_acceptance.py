@@ -571,6 +571,7 @@ def stage_serve(runner: Runner, log: TextIO, until: float) -> str:
     assert serve_known is not None and run_known is not None  # serve_missing() ran first
     port = free_port()
     server_cmd, client_cmd = serve_cmds(runner.s, runner.p, port, serve_known, run_known)
+    until -= runner.grace_s + 10.0  # the server's drain after the client must fit the stage's time too
     with (runner.p.logs / "09-serve-server.log").open("w", encoding="utf-8") as server_log:
         server = runner.start(server_cmd, server_log)
         try:

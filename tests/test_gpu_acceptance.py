@@ -336,3 +336,35 @@ def test_bench_names_the_cuda_device_with_its_index(monkeypatch):
     assert _get_device_index(bench.cuda_device("cuda")) == 3
     with pytest.raises(ValueError):
         _get_device_index(torch.device("cuda"))
+
+
+HEALTH_SERVER = """
+import http.server, sys
+class Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200 if self.path == "/health" else 404)
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+print("serving", flush=True)
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Health).serve_forever()
+"""
+
+
+def test_sweep_and_serve_stages_run_when_the_commands_exist(tmp_path, monkeypatch):
+    """The stages of other branches' commands, with stand-ins: the serve stage starts a server on a free
+    loopback port, waits for /health, runs the client, and stops the server (SIGINT) afterwards."""
+    options = {"sweep": set(ga.SWEEP_NEEDS), "serve": {"--port"}, "run": {"--target", "--quiet"}}
+    monkeypatch.setattr(ga, "cli_options", lambda name: (options[name], None))
+    client = ["python", "-c", "print('client done')"]
+    monkeypatch.setattr(ga, "serve_cmds", lambda s, p, port, *_: [["python", "-c", HEALTH_SERVER, str(port)], client])
+    monkeypatch.setattr(ga, "sweep_cmd", lambda s, p, known: ["python", "-c", "print('swept')"])
+    runner = _settings(tmp_path)
+    sweep = ga.run_stage(runner, "sweep", ga.STAGE_BODIES["sweep"])
+    assert (sweep.status, sweep.note) == ("ok", "done; no sweep.json found")
+    serve = ga.run_stage(runner, "serve", ga.STAGE_BODIES["serve"])
+    assert (serve.status, serve.note) == ("ok", "0 result file(s) from run --target")
+    assert "client done" in (tmp_path / "logs" / "09-serve.log").read_text()
+    assert "KeyboardInterrupt" in (tmp_path / "logs" / "09-serve-server.log").read_text()  # stopped by SIGINT
+    options["serve"] = {"--host"}
+    assert ga.serve_missing(runner) == "`inferneo-bench serve` lacks --port: adapt bench/gpu_acceptance.py"
