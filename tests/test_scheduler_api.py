@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from seed_demo import DemoRequest, DynamicBatchingDemo
+from test_scheduler_properties import configs
 
 from inferneo_bench.errors import UserError
 from inferneo_bench.runner.clock import VirtualClock
@@ -676,3 +679,99 @@ def test_strategy_names_and_aliases() -> None:
     assert BatchingStrategy.parse("throughput-optimized") is BatchingStrategy.THROUGHPUT_OPTIMIZED
     with pytest.raises(UserError, match="unknown batching strategy; use one of fixed_size, adaptive"):
         BatchingStrategy.parse("greedy")
+
+
+# ---- the facade under random use ------------------------------------------------------------------------------
+OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("add"), st.integers(1, 90), st.integers(1, 6), st.integers(0, 11)),
+        st.tuples(st.just("wait"), st.sampled_from([0.0, 0.001, 0.004, 0.02])),
+        st.tuples(st.just("next"), st.sampled_from([None, 0.0, 0.003])),
+        st.tuples(st.just("complete_batch"), st.integers(0, 3), st.sampled_from([None, 0.3, 0.95])),
+        st.tuples(st.just("complete_request"), st.integers(0, 30), st.booleans()),
+        st.tuples(st.just("cancel"), st.integers(0, 30)),
+    ),
+    max_size=40,
+)
+
+
+ENDED = {RequestState.COMPLETED, RequestState.FAILED, RequestState.CANCELLED}
+
+
+@pytest.mark.parametrize("strategy", ["fixed_size", "adaptive", "coalescing", "latency_optimized", "continuous"])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(config=configs(), ops=OPS)
+def test_facade_invariants_under_random_use(strategy: str, config: SchedulerConfig, ops: list[tuple]) -> None:
+    """Every request ends exactly once and counts add up; no request is in two batches out; a batch never
+    exceeds the strategy's size; get_next_batch returns [] only when nothing waited at the call (static
+    strategies); states mirror the core; stats follow the document's definitions."""
+    static = strategy != "continuous"
+
+    async def main() -> None:
+        clock = VirtualClock(0.0)
+        scheduler = EnhancedScheduler(config, strategy, clock=clock)
+        core = scheduler.core
+        await scheduler.initialize()
+        seen: dict[str, ScheduledRequest] = {}  # every request handed out at least once
+        out: dict[str, list[ScheduledRequest]] = {}
+        added = rejected = 0
+        for op in ops:
+            kind = op[0]
+            if kind == "add":
+                added += 1
+                try:
+                    await scheduler.add_request(DemoRequest(f"r{added - 1}", " ".join(["w"] * op[1]), op[2], op[3]))
+                except RequestRejected:
+                    rejected += 1
+            elif kind == "wait":
+                clock.sleep_until(clock.now() + op[1])
+            elif kind == "next":
+                waiting = scheduler.get_stats()["queue_depth"]
+                cap = scheduler.get_batching_stats()["current_batch_size"]
+                batch = await scheduler.get_next_batch(timeout=op[1])
+                if static and op[1] is None:
+                    assert bool(batch) == (waiting > 0)
+                if batch:
+                    ids = [r.request_id for r in batch]
+                    assert len(set(ids)) == len(ids) and {r.batch_id for r in batch} == {batch[0].batch_id}
+                    assert all(r.state is RequestState.RUNNING for r in batch)
+                    if static:
+                        assert len(batch) <= cap
+                        assert not set(ids) & {r.request_id for b in out.values() for r in b}
+                    out[batch[0].batch_id] = batch
+                    seen.update((r.request_id, r) for r in batch)
+            elif kind == "complete_batch" and out:
+                batch_id = sorted(out)[op[1] % len(out)]
+                assert await scheduler.complete_batch(batch_id, 0.05, op[2], None)
+                members = out.pop(batch_id)
+                assert not static or all(r.state in ENDED for r in members)
+            elif kind == "complete_request":
+                rid = f"r{op[1]}"
+                before = core.state_of(rid)
+                ok = await scheduler.complete_request(rid, success=op[2])
+                assert ok == (before in ("running", "swapped"))
+                if ok:
+                    expected = RequestState.COMPLETED if op[2] else RequestState.FAILED
+                    assert (seen[rid].state, seen[rid].end_time) == (expected, clock.now())
+            elif kind == "cancel":
+                rid = f"r{op[1]}"
+                before = core.state_of(rid)
+                assert await scheduler.cancel_request(rid) == (before in ("waiting", "running", "swapped"))
+            for rid, r in seen.items():
+                state = core.state_of(rid)
+                assert r.state.value == ("waiting" if state == "swapped" else state)
+        await scheduler.stop()
+        assert all(r.state in ENDED and r.end_time is not None for r in seen.values())
+        stats = scheduler.get_stats()
+        ended = sum(stats[f"{k}_requests"] for k in ("completed", "failed", "cancelled", "rejected"))
+        assert stats["total_requests"] == added == ended and stats["rejected_requests"] == rejected
+        assert (stats["queue_depth"], stats["running_requests"]) == (0, 0)
+        recent = scheduler.batch_metrics[-20:]
+        if recent:
+            throughput = sum(m.batch_size / m.processing_time for m in recent) / len(recent)
+            assert stats["avg_throughput"] == pytest.approx(throughput)
+            assert stats["avg_batch_size"] == pytest.approx(sum(m.batch_size for m in recent) / len(recent))
+        else:
+            assert math.isnan(stats["avg_throughput"]) and math.isnan(stats["avg_latency"])
+
+    run(main())

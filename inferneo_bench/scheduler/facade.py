@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import numbers
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Sequence
@@ -255,12 +256,14 @@ class EnhancedScheduler:
         have several batches out at once; continuous hands out one step at a time (a "batch" is an engine
         step: the requests computed in it, a request reappearing until it ends)."""
         wake = self._require()
-        now = self._clock.now()
-        deadline = now + (self.dynamic_timeout() if timeout is None else max(0.0, timeout))
+        start = self._clock.now()
+        deadline = start + (self.dynamic_timeout() if timeout is None else max(0.0, timeout))
         await asyncio.sleep(0)
         while True:
             wake.clear()
             now = self._clock.now()
+            if timeout is None:  # adaptive's delay may grow with an arrival: still cover who waited at the call
+                deadline = max(deadline, start + self.dynamic_timeout())
             batch, wake_at = self._dispatch(now)
             if batch:
                 return batch
@@ -328,6 +331,9 @@ class EnhancedScheduler:
         _check_positive("processing_time", processing_time)
         _check_fraction("gpu_utilization", gpu_utilization)
         _check_fraction("memory_usage", memory_usage)
+        processing_time = float(processing_time)
+        gpu_utilization = None if gpu_utilization is None else float(gpu_utilization)
+        memory_usage = None if memory_usage is None else float(memory_usage)
         out = self._out.pop(batch_id, None)
         if out is None:
             return False
@@ -476,16 +482,20 @@ def _nan_if_none(value: Any) -> Any:
     return math.nan if value is None else value
 
 
+def _is_real(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def _check_fraction(name: str, value: float | None) -> None:
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        hint = f" ({value / 100:g} = {value:g}%)" if isinstance(value, (int, float)) and 1 < value <= 100 else ""
+    if not _is_real(value) or not 0.0 <= value <= 1.0:
+        hint = f" ({value / 100:g} = {value:g}%)" if _is_real(value) and 1 < value <= 100 else ""
         raise ValueError(f"{name}={value!r}: must be a fraction between 0 and 1{hint}, or None (not measured)")
 
 
 def _check_positive(name: str, value: float, allow_zero: bool = False) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = _is_real(value) and math.isfinite(value)
     if not ok or value < 0 or (value == 0 and not allow_zero):
         raise ValueError(f"{name}={value!r}: must be a number of seconds {'>=' if allow_zero else '>'} 0")
 
@@ -496,6 +506,6 @@ def _int_attr(request: Any, name: str, rid: str, default: int | None) -> int:
         if default is None:
             raise ValueError(f"request {rid!r}: missing `{name}`")
         return default
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"request {rid!r}: `{name}`={value!r} must be an integer")
-    return value
+    return int(value)
