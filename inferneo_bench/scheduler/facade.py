@@ -229,8 +229,8 @@ class EnhancedScheduler:
 
     def _prompt_len(self, request: Any, rid: str) -> int:
         n = getattr(request, "prompt_tokens", None)
-        if isinstance(n, int) and not isinstance(n, bool):
-            return n
+        if isinstance(n, numbers.Integral) and not isinstance(n, bool):
+            return int(n)
         if isinstance(n, Sequence) and not isinstance(n, str):
             return len(n)
         prompt = getattr(request, "prompt", None)
