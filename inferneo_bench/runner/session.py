@@ -22,7 +22,7 @@ from inferneo_bench.metrics import SLO_METRICS, summarize
 from inferneo_bench.runner.clock import VirtualClock, WallClock
 from inferneo_bench.runner.replay import Progress, ReplayOptions, replay
 from inferneo_bench.runner.validity import ValidityRules, judge
-from inferneo_bench.scheduler import BatchingStrategy, ConfigError, SchedulerConfig, SchedulerCore
+from inferneo_bench.scheduler import RUNNER_DEFAULTS, BatchingStrategy, ConfigError, SchedulerConfig, SchedulerCore
 
 STRATEGIES = tuple(s.value for s in BatchingStrategy)
 
@@ -109,10 +109,11 @@ def parse_slo(text: str | None) -> dict[str, float] | None:
 
 
 def scheduler_config(overrides: dict[str, str], defaults: dict[str, Any]) -> Any:
-    """SchedulerConfig from engine-derived defaults plus --set FIELD=VALUE (typed by the field's default)."""
+    """SchedulerConfig from the runner's defaults (RUNNER_DEFAULTS, then engine-derived ones) plus --set
+    FIELD=VALUE (typed by the field's default)."""
 
     known = {f.name: f for f in dataclasses.fields(SchedulerConfig)}
-    values: dict[str, Any] = {k: v for k, v in defaults.items() if k in known}
+    values: dict[str, Any] = {k: v for k, v in {**RUNNER_DEFAULTS, **defaults}.items() if k in known}
     base = SchedulerConfig()
     for name, raw in overrides.items():
         if name not in known:
