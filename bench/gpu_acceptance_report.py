@@ -368,6 +368,10 @@ def collect(src: Path, results_root: Path) -> Path:
     summary = read_json(src / "summary.json")
     if not isinstance(summary, dict):
         raise SystemExit(f"error: {src}/summary.json is missing or corrupt; is {src} a GPU call's files_at folder?")
+    if (summary.get("settings") or {}).get("dry_run"):
+        raise SystemExit(
+            f"error: {src} holds a dry run's output (CPU, tiny model): only GPU figures go to results/gpu/"
+        )
     dest = results_root / "gpu" / card_slug((summary.get("machine") or {}).get("device_name") or "")
     dest.mkdir(parents=True, exist_ok=True)
     for name in ("summary.md", "summary.json", "profile.json"):

@@ -320,6 +320,10 @@ def test_collect_turns_what_came_back_into_small_files_to_commit(tmp_path):
     slim = json.loads((dest / "runs" / "inproc" / "continuous.json").read_text())
     assert slim["summary"]["output_throughput"] == 5000.0 and "requests" not in slim and "steps" not in slim
     assert report.card_slug("NVIDIA H100 80GB HBM3") == "nvidia-h100-80gb-hbm3"
+    summary["settings"]["dry_run"] = True
+    (tmp_path / "files_at" / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(SystemExit, match="a dry run's output"):
+        report.collect(tmp_path / "files_at", tmp_path / "results")
 
 
 def test_bench_names_the_cuda_device_with_its_index(monkeypatch):
