@@ -367,6 +367,19 @@ def test_concurrency_cap_time_outs_and_a_client_bound_run(cli, tmp_path):
         assert wait_for(lambda: metric(url, "inferneo:requests_ended_total", status="cancelled") == 3)
         assert metric(url, "vllm:num_requests_running") == 0 and engine.kv_slots_used == 0
 
+        too_long = tmp_path / "long.jsonl"
+        too_long.write_text(
+            '{"request_id": "fits", "arrival_s": 0, "prompt_tokens": 8, "output_tokens": 4}\n'
+            '{"request_id": "long", "arrival_s": 0, "prompt_tokens": 2045, "output_tokens": 4}\n'
+        )
+        code, out, err = cli("run", "--target", url, "--workload", str(too_long), "--out", str(tmp_path),
+                             "--run-id", "context", "--quiet", *LAX)  # fmt: skip
+        assert code == 0, err
+        ok, rejected = results.load(out.split()[0]).requests
+        assert ok.status == "completed" and rejected.status == "rejected"
+        assert rejected.reason == "prompt 2045 + max_tokens 4 exceeds the model context 2048 (not sent)"
+        assert metric(url, "inferneo:requests_ended_total", status="rejected") == 0  # the server never saw it
+
 
 def test_local_hugging_face_tokenizer(tmp_path):
     from tokenizers import Tokenizer, models, pre_tokenizers

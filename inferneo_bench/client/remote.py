@@ -40,6 +40,7 @@ class RemoteOptions:
     warmup: int = 0
     seed: int = 0
     connect_timeout_s: float = 10.0
+    max_model_len: int | None = None  # known context: longer requests are rejected at arrival, not sent
 
 
 def build_payload(spec: Request, target: Target, info: ServerInfo, seed: int) -> dict[str, Any]:
@@ -275,6 +276,12 @@ class _Run:
                 await asyncio.sleep(delay)
             if self.stop_reason is not None:
                 self._end(record, "cancelled", f"not sent: {self.stop_reason}")
+                continue
+            context = self.options.max_model_len
+            if context is not None and spec.prompt_tokens + spec.output_tokens > context:
+                record.enqueued_s, record.arrival_lag_s = self.now(), max(0.0, self.now() - spec.arrival_s)
+                reason = f"prompt {spec.prompt_tokens} + max_tokens {spec.output_tokens} exceeds the model context"
+                self._end(record, "rejected", f"{reason} {context} (not sent)")  # as the in-process replay does
                 continue
             tasks.append(asyncio.ensure_future(self.one(client, spec, record, sem)))
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -117,7 +117,13 @@ def run_remote_session(options: Any, console: Any = None) -> tuple[list[Any], bo
     strategy = _strategy_info(info)
     label = options.label or "remote"
     seed = options.seed if options.seed is not None else int(workload.replay.get("seed") or 0)
-    remote_options = RemoteOptions(options.max_concurrency, options.request_timeout_s, options.warmup, seed)
+    remote_options = RemoteOptions(
+        options.max_concurrency,
+        options.request_timeout_s,
+        options.warmup,
+        seed,
+        max_model_len=options.max_model_len or info.max_model_len,
+    )
     outcomes: list[Any] = []
     trials: list[int | None] = [None] if options.repeat == 1 else list(range(1, options.repeat + 1))
     for trial in trials:
