@@ -49,10 +49,9 @@ def _resolve_strategy(name: str) -> str:
 
 
 def model_vocab(engine: Any) -> int:
-    cfg = getattr(engine, "cfg", None)
-    if cfg is not None:
-        return int(cfg.vocab_size)
-    return int(getattr(engine, "_vocab", 0) or engine.model_info().get("vocab_size") or 50257)
+    """The model's vocabulary size: prompt token ids must be below it."""
+    cfg = getattr(engine, "cfg", None)  # TorchEngine
+    return int(cfg.vocab_size) if cfg is not None else int(engine._vocab)  # SimEngine: its profile's model
 
 
 def build_engine(options: ServeOptions, max_num_seqs: int) -> Any:
