@@ -117,6 +117,7 @@ class _Run:
         self.output_tokens = 0
         self._probing: asyncio.Task[bool] | None = None
         self.streams: dict[str, StreamResult] = {}  # in flight: what each has received so far
+        self.halted = asyncio.Event()  # set with stop_reason when the server is gone: the launcher stops waiting
 
     def _record(self, index: int, spec: Request) -> RequestRecord:
         return RequestRecord(
@@ -228,6 +229,7 @@ class _Run:
         if res.connection_error and self.stop_reason is None and not await self._server_alive(client):
             self.stop_reason = f"the server became unreachable ({res.reason})"
             self.failed_run = True
+            self.halted.set()
 
     async def main(self) -> None:
         opts = self.options
@@ -273,7 +275,10 @@ class _Run:
                 continue
             delay = spec.arrival_s - self.now()
             if delay > 0:
-                await asyncio.sleep(delay)
+                try:  # the wait ends early when the server is found gone
+                    await asyncio.wait_for(self.halted.wait(), delay)
+                except asyncio.TimeoutError:
+                    pass
             if self.stop_reason is not None:
                 self._end(record, "cancelled", f"not sent: {self.stop_reason}")
                 continue
