@@ -28,7 +28,9 @@ def sweep(
     max_points: int = typer.Option(12, "--max-points", help="auto: most points per strategy (saturation included)."),
     engine: str = typer.Option("torch", "--engine", help="torch (real model) or sim (profiled simulator)."),
     profile: str | None = typer.Option(None, "--profile", help="Engine profile for --engine sim (name or file)."),
-    model: str | None = typer.Option(None, "--model", "-m", help="Preset or local HF folder [default: tiny]."),
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="Preset or local HF folder (default: tiny; with --engine sim: the profile's)."
+    ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     dtype: str | None = typer.Option(None, "--dtype", help="float32, bfloat16 or float16 (default: bf16 on CUDA)."),
     num_requests: int | None = typer.Option(None, "--num-requests", "-n", help="Replay at most N requests."),
@@ -55,12 +57,7 @@ def sweep(
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Write the PNG plots into <sweep folder>/plots/."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
-    """Find each strategy's capacity: the highest offered rate it sustains with SLO attainment >= the target.
-
-    Each point is one replay of the workload with its arrivals rescaled to the offered rate, saved as a normal
-    result file (OUT/<run-id>/<strategy>/rate-<R>.json). The report (sweep.json, sweep.md, plots/) is built
-    from the saved points; `sweep --report DIR` or `compare DIR` re-render it. See docs/sweep.md.
-    """
+    """Find each strategy's capacity: the highest offered rate it sustains with SLO attainment >= the target."""
     from inferneo_bench.errors import UserError
     from inferneo_bench.sweep import report as reporting
 
@@ -132,5 +129,16 @@ def _finish(rendered, folder: Path, fmt: str, plots: bool, interrupted: bool) ->
         raise typer.Exit(130)
 
 
+HELP = " ".join(
+    """Find each strategy's capacity: the highest offered rate it sustains with SLO attainment >= the target
+    (--attainment, 0.9), and its latency-against-load curve. Each point is one replay of the workload with its
+    arrivals rescaled to the offered rate, saved as a normal result file (OUT/<run-id>/<strategy>/rate-<R>.json).
+    The report (sweep.json, sweep.md, plots/) is built from the saved points: `sweep --report DIR` and
+    `compare DIR` re-render it. See docs/sweep.md.""".split()
+)
+
+
 def register(app: typer.Typer) -> None:
-    app.command()(sweep)
+    app.command(help=HELP, short_help="Each strategy's capacity under an SLO, and its latency-against-load curve.")(
+        sweep
+    )
