@@ -317,6 +317,11 @@ def headline(report: SweepReport) -> str:
     )
 
 
+def _rate(value: float | None) -> str:
+    """Rates to 3 significant digits (0.242, 1.55, 17.8): capacities span orders of magnitude."""
+    return "-" if value is None else (f"{value:,.0f}" if value >= 1000 else f"{value:.3g}")
+
+
 def _ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
@@ -333,11 +338,11 @@ def to_rich(report: SweepReport) -> Any:
         table.add_column(col, justify="left" if col in ("strategy", "binding") else "right", no_wrap=True)
     for row in capacity_rows(report):
         ci = row["interval95"]
-        cells = [row["strategy"], _num(row["capacity_rps"])]
+        cells = [row["strategy"], _rate(row["capacity_rps"])]
         if with_ci:
-            cells.append(f"{ci[0]:.2f}-{ci[1]:.2f}" if ci else "-")
+            cells.append(f"{_rate(ci[0])}-{_rate(ci[1])}" if ci else "-")
         cells += [_num(row["output_tps"], 1), _ratio(row["ratio_to_fixed"]), row["binding"] or "-"]
-        table.add_row(*cells, _num(row["ceiling_rps"]), str(row["points"]))
+        table.add_row(*cells, _rate(row["ceiling_rps"]), str(row["points"]))
     lines: list[Any] = [
         table,
         Text("attainment at each offered rate (req/s:attainment; S = saturated, its latencies measure the queue):"),
@@ -349,17 +354,20 @@ def to_rich(report: SweepReport) -> Any:
 
 def to_markdown(report: SweepReport) -> str:
     out = [f"# Sweep {report.context.get('sweep_id')}", "", headline(report) + ".", ""]
+    with_ci = any(s.interval for s in report.strategies)
+    ci_head, ci_rule = (" 95% interval |", "--:|") if with_ci else ("", "")
     out += [
-        "| strategy | capacity (req/s) | 95% interval | output tok/s at capacity | x fixed_size | binding | "
+        f"| strategy | capacity (req/s) |{ci_head} output tok/s at capacity | x fixed_size | binding | "
         "ceiling (req/s) | points |",
-        "|---|--:|--:|--:|--:|---|--:|--:|",
+        f"|---|--:|{ci_rule}--:|--:|---|--:|--:|",
     ]
     for row in capacity_rows(report):
         ci = row["interval95"]
+        ci_cell = (f" {_rate(ci[0])}–{_rate(ci[1])} |" if ci else " - |") if with_ci else ""
         out.append(
-            f"| {row['strategy']} | {_num(row['capacity_rps'])} | {f'{ci[0]:.2f}–{ci[1]:.2f}' if ci else '-'} | "
-            f"{_num(row['output_tps'], 1)} | {_ratio(row['ratio_to_fixed'])} | "
-            f"{row['binding'] or '-'} | {_num(row['ceiling_rps'])} | {row['points']} |"
+            f"| {row['strategy']} | {_rate(row['capacity_rps'])} |{ci_cell} {_num(row['output_tps'], 1)} | "
+            f"{_ratio(row['ratio_to_fixed'])} | {row['binding'] or '-'} | {_rate(row['ceiling_rps'])} | "
+            f"{row['points']} |"
         )
     out += [
         "",
