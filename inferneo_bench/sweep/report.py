@@ -124,18 +124,14 @@ def load_points(paths: Sequence[str | Path]) -> tuple[list[Point], list[str]]:
 
 
 def is_sweep(paths: Sequence[str | Path]) -> bool:
-    """True when the paths name a sweep folder (with its sweep.json) or sweep point files."""
-    from inferneo_bench import results
-
+    """True when the paths name a sweep folder (it holds the sweep.json the sweep writes) or point files of
+    one (OUT/<run-id>/<strategy>/rate-<R>.json); decided without reading any result file."""
     for raw in paths:
         p = Path(raw)
-        if p.is_dir() and (p / "sweep.json").is_file():
+        folder = p if p.is_dir() else p.parent.parent
+        if (folder / "sweep.json").is_file():
             return True
-    try:
-        files = results.find_result_files(list(paths))
-        return bool(files) and results.load(files[0]).run.sweep is not None
-    except UserError:
-        return False
+    return False
 
 
 def build(points: Sequence[Point], notes: Sequence[str] = (), folder: Path | None = None) -> SweepReport:
