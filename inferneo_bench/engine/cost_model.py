@@ -113,13 +113,20 @@ class CostModel:
     """Step-time predictor built once from a profile; `predict(plan)` or, from the simulator's hot loop,
     `step_time(...)` with the plan's shape already counted."""
 
-    def __init__(self, profile: Profile, stat: str = "median_s") -> None:
-        """`stat`: the per-point statistic interpolated, "median_s" (default) or "min_s" (the least loaded
-        sample; steadier when a shared machine's load drifts between profiling and use)."""
-        if stat not in ("median_s", "min_s", "max_s"):
-            raise ValueError(f"stat {stat!r}: use median_s, min_s or max_s")
-        self.stat = stat
+    def __init__(self, profile: Profile, stat: str | None = None) -> None:
+        """`stat`: the per-point statistic interpolated. Default: "mean_s" when the profile has it (profiles
+        made since issue 12), else "median_s". The mean, because simulated time is the sum of the predicted
+        step times and a real engine's total is the sum of its step times, which a right-skewed step-time
+        distribution (interference on a shared machine) puts above n x the median. "min_s" (the least loaded
+        sample) is steadier when a shared machine's load drifts between profiling and use."""
         surfaces = profile.surfaces
+        if stat is None:
+            stat = "mean_s" if all("mean_s" in surfaces.get(name, {}) for name in SURFACES) else "median_s"
+        if stat not in ("mean_s", "median_s", "min_s", "max_s"):
+            raise ValueError(f"stat {stat!r}: use mean_s, median_s, min_s or max_s")
+        if any(stat not in surfaces.get(name, {}) for name in SURFACES if name in surfaces):
+            raise ValueError(f"stat {stat!r}: the profile does not record it; re-profile, or use median_s")
+        self.stat = stat
         missing = [name for name in SURFACES if name not in surfaces]
         if missing:
             raise ValueError(f"profile lacks surfaces {missing}")

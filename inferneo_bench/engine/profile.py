@@ -14,6 +14,7 @@ the denominator of MBU) and swap bandwidth (host <-> device, used to cost swaps)
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import statistics
@@ -81,7 +82,7 @@ class Profile:
     swap_bandwidth_gbs: float | None
     mixed_context: int
     grid: dict[str, Any]
-    surfaces: dict[str, dict[str, Any]]  # name -> {x, y, xs, ys, median_s, min_s, max_s}
+    surfaces: dict[str, dict[str, Any]]  # name -> {x, y, xs, ys, mean_s, median_s, min_s, max_s}
     environment: dict[str, Any] = field(default_factory=dict)
     created_at: str = ""
     profile_seconds: float | None = None
@@ -111,6 +112,7 @@ class Profile:
             from inferneo_bench.engine.cost_model import CostModel
 
             CostModel(profile)
+            CostModel(profile, "median_s")  # every profile has medians (older ones have no means)
         except (KeyError, TypeError, ValueError, IndexError, ZeroDivisionError) as exc:
             raise UserError(
                 f"{source}: malformed profile surfaces ({exc}); re-make it with `inferneo-bench profile`"
@@ -411,13 +413,15 @@ def run_profile(
         progress(Point("decode", 0, 0), total, total)
     surfaces: dict[str, dict[str, Any]] = {}
     for name, (xs, ys) in plan.axes.items():
-        table = {key: [[None] * len(ys) for _ in xs] for key in ("median_s", "min_s", "max_s")}
+        table = {key: [[None] * len(ys) for _ in xs] for key in ("mean_s", "median_s", "min_s", "max_s")}
         for k, point in enumerate(plan.points[name]):
             if point is not None and point in samples:
                 i, j = divmod(k, len(ys))
                 ts = samples[point]
                 table["median_s"][i][j] = statistics.median(ts)
                 table["min_s"][i][j], table["max_s"][i][j] = min(ts), max(ts)
+                # identical samples (a deterministic engine): that value exactly, not a rounded sum / n
+                table["mean_s"][i][j] = ts[0] if min(ts) == max(ts) else math.fsum(ts) / len(ts)
         surfaces[name] = {"x": AXES[name][0], "y": AXES[name][1], "xs": xs, "ys": ys, **table}
     info = dict(engine.model_info())
     vocab = getattr(getattr(engine, "cfg", None), "vocab_size", None)

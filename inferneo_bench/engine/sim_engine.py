@@ -28,8 +28,8 @@ _MIX = 2654435761  # Knuth's multiplicative hash constant
 class SimEngine:
     """Engine protocol on a profile. `num_slots` may exceed the profiled one (predictions then extrapolate,
     see cost_model); `max_model_len` may not exceed the model's. `stat` picks the profile statistic the
-    cost model interpolates: "median_s" (default), or "min_s" (fastest sample: steadier when the profiling
-    machine's load drifted)."""
+    cost model interpolates: default the mean (median for profiles without it, see CostModel), or "min_s"
+    (fastest sample: steadier when the profiling machine's load drifted)."""
 
     def __init__(
         self,
@@ -38,7 +38,7 @@ class SimEngine:
         max_num_seqs: int | None = None,
         max_model_len: int | None = None,
         seed: int = 0,
-        stat: str = "median_s",
+        stat: str | None = None,
     ) -> None:
         if max_model_len is not None and max_model_len > profile.max_model_len:
             raise UserError(
@@ -178,7 +178,7 @@ def load_sim_engine(
     max_num_seqs: int | None = None,
     max_model_len: int | None = None,
     seed: int = 0,
-    stat: str = "median_s",
+    stat: str | None = None,
 ) -> SimEngine:
     """A `SimEngine` from a shipped profile name ('tiny-cpu'), a profile file, or a `Profile`."""
     if not isinstance(profile, Profile):
