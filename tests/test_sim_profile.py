@@ -27,11 +27,11 @@ def make(engine=None, grid=QUICK_GRID):
 
 
 class SpikyEngine(AnalyticEngine):
-    """Every 7th step takes 1 s longer (a burst of load on a shared machine)."""
+    """Every 11th step takes 1 s longer (a burst of load on a shared machine)."""
 
     def step(self, plan: StepPlan):
         res = super().step(plan)
-        if self.steps % 7 == 0 and plan.seqs:
+        if self.steps % 11 == 0 and plan.seqs:
             res.step_s += 1.0
         return res
 
@@ -72,7 +72,7 @@ def test_points_the_engine_cannot_hold_are_skipped() -> None:
     _, profile = make(AnalyticEngine(num_slots=6, max_model_len=64), grid)
     decode = profile.surfaces["decode"]
     assert decode["median_s"][1] == [None, None]  # batch 8 > 6 slots
-    assert decode["ys"] == [16, 61]  # context 100 > 64: the largest the engine holds over the passes
+    assert decode["ys"] == [16, 59]  # context 100 > 64: the largest the engine holds over the passes (warm steps too)
     assert profile.surfaces["prefill_unpadded"]["median_s"][0][1] is not None
     assert profile.surfaces["prefill_unpadded"]["median_s"][1] == [None, None]
     assert profile.surfaces["mixed"]["median_s"][1] == [None]
