@@ -8,7 +8,7 @@
 tiny model's 2,048-token context and would cap attainment at 88%, under the 90% target) and prints its wall
 time and points (target: all six strategies in under 5 minutes on a 2-core CPU).
 
-`fidelity` sweeps one short workload (`default`, 50 requests; SLO TTFT <= 500 ms, TPOT <= 50 ms) on the real
+`fidelity` sweeps one short workload (`default`, 50 requests or --requests; TTFT <= 500 ms, TPOT <= 50 ms) on the real
 tiny model (CPU, 1 thread, as the shipped tiny-cpu profile was measured) and on the simulator, and prints the
 capacities per strategy with their ratio (target: within 10%) and each sweep's wall time. With `--reprofile`
 it first profiles the engine (`inferneo-bench profile --model tiny --device cpu --threads 1`, ~3 minutes) and
@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 OUT = Path("results/bench-sweep")
-FIDELITY = ["--strategy", "all", "--workload", "default", "--num-requests", "50", "--slo", "ttft_ms=500,tpot_ms=50"]
+FIDELITY = ["--strategy", "all", "--workload", "default", "--slo", "ttft_ms=500,tpot_ms=50"]
 
 
 def load() -> str:
@@ -82,7 +82,8 @@ def saturation_ratio(torch_run: str, sim_run: str, strategy: str) -> float | Non
     return statistics.median(x.step_ms / y.step_ms for x, y in zip(a, b, strict=True) if y.step_ms > 0)
 
 
-def fidelity(reprofile: bool) -> None:
+def fidelity(reprofile: bool, requests: int) -> None:
+    spec = [*FIDELITY, "--num-requests", str(requests)]
     print(f"CPU: {os.cpu_count()} cores")
     profiles = {"shipped": "tiny-cpu"}
     if reprofile:
@@ -95,10 +96,9 @@ def fidelity(reprofile: bool) -> None:
         print(f"  {time.perf_counter() - t:.0f} s  [{load()}]", flush=True)
         profiles["fresh"] = str(fresh)
     torch_wall, torch = sweep("fidelity-torch", "--engine", "torch", "--model", "tiny", "--device", "cpu",
-                              "--threads", "1", *FIDELITY)  # fmt: skip
+                              "--threads", "1", *spec)  # fmt: skip
     sims = {
-        name: sweep(f"fidelity-sim-{name}", "--engine", "sim", "--profile", p, *FIDELITY)
-        for name, p in profiles.items()
+        name: sweep(f"fidelity-sim-{name}", "--engine", "sim", "--profile", p, *spec) for name, p in profiles.items()
     }
     header = f"{'strategy':<22} {'torch':>7}"
     for name in sims:
@@ -128,13 +128,14 @@ def main() -> None:
     ap.add_argument("--strategy", default="all", help="speed: strategies to sweep")
     ap.add_argument("--jobs", type=int, default=1, help="speed: strategies in parallel")
     ap.add_argument("--reprofile", action="store_true", help="fidelity: also simulate with a fresh profile")
+    ap.add_argument("--requests", type=int, default=50, help="fidelity: requests of the default workload")
     args = ap.parse_args()
     if shutil.which("inferneo-bench") is None:
         sys.exit("inferneo-bench is not on PATH: pip install -e . first")
     if args.what == "speed":
         speed(args.strategy, args.jobs)
     else:
-        fidelity(args.reprofile)
+        fidelity(args.reprofile, args.requests)
 
 
 if __name__ == "__main__":
