@@ -8,7 +8,14 @@ across tools:
 - Throughputs divide by the duration from the first arrival to the last finish of the measured requests;
   token counts are those of completed requests. Goodput = completed requests meeting every SLO / duration.
 - Percentiles by linear interpolation (numpy's default); std is the population std (numpy's default).
-Distributions are over completed, non-warm-up requests; the failed count stands beside them.
+- `failed` counts every unsuccessful request, as vLLM's does (`len(outputs) - completed`); the breakdown
+  stands beside it: `rejected` (never admitted, e.g. longer than the context), `cancelled` (client time-out,
+  interrupted run) and `errored` (the engine or server failed it: request status `failed`).
+- SLOs are compared in seconds, as vLLM does (`ttft_s <= slo_ms / 1000`), so a request exactly at the
+  boundary is judged the same way by both tools.
+Distributions are over completed, non-warm-up requests; a completed record without a first token (0 output
+tokens, e.g. imported from a server that sent an empty completion) counts in E2EL and throughput but has no
+TTFT, TPOT or ITL.
 """
 
 from __future__ import annotations
@@ -47,20 +54,25 @@ def e2el_s(r: RequestRecord) -> float:
 
 
 def tpot_s(r: RequestRecord) -> float | None:
-    if r.output_tokens < 2:
+    if r.output_tokens < 2 or r.first_token_s is None:
         return None
     return (e2el_s(r) - ttft_s(r)) / (r.output_tokens - 1)
 
 
 def meets_slo(r: RequestRecord, slo: dict[str, float]) -> bool:
-    """vLLM's goodput rule: every given SLO met; a one-token request has no TPOT and cannot miss it."""
-    tpot = tpot_s(r)
-    checks = {
-        "ttft_ms": ttft_s(r) * 1000.0,
-        "e2el_ms": e2el_s(r) * 1000.0,
-        "tpot_ms": 0.0 if tpot is None else tpot * 1000.0,
-    }
-    return all(checks[key] <= limit for key, limit in slo.items())
+    """vLLM's goodput rule, in seconds as vLLM computes it (`value_s <= slo_ms / 1000`): every given SLO met;
+    a one-token request has no TPOT and cannot miss it (vLLM counts its TPOT as 0); a request without a first
+    token (or finish) has no TTFT (or E2EL) and misses that SLO."""
+    for key, limit_ms in slo.items():
+        if key == "tpot_ms":
+            value = tpot_s(r) or 0.0
+        elif key == "ttft_ms":
+            value = ttft_s(r) if r.first_token_s is not None else None
+        else:
+            value = e2el_s(r) if r.finish_s is not None else None
+        if value is None or not value <= limit_ms / 1000.0:
+            return False
+    return True
 
 
 def summarize(
@@ -74,9 +86,10 @@ def summarize(
     measured = [r for r in requests if not r.warmup]
     done = [r for r in measured if r.status == "completed"]
     counts = Counter(r.status for r in measured)
+    timed = [r for r in done if r.first_token_s is not None]
 
-    ends = [r.finish_s for r in measured if r.finish_s is not None]
-    duration = (max(ends) - min(r.arrival_s for r in measured)) if ends and measured else None
+    finishes = [r.finish_s for r in measured if r.finish_s is not None]
+    duration = (max(finishes) - min(r.arrival_s for r in measured)) if finishes and measured else None
     if duration is not None and duration <= 0:
         duration = None
 
@@ -89,10 +102,11 @@ def summarize(
     summary: dict[str, Any] = {
         "total_requests": len(requests),
         "warmup_requests": len(requests) - len(measured),
-        "completed": counts["completed"],
-        "failed": counts["failed"],
+        "completed": len(done),
+        "failed": len(measured) - len(done),  # vLLM's meaning: every unsuccessful request
         "rejected": counts["rejected"],
         "cancelled": counts["cancelled"],
+        "errored": counts["failed"],
         "total_input_tokens": total_in,
         "total_output_tokens": total_out,
         "duration": duration,
@@ -102,14 +116,15 @@ def summarize(
         "request_goodput": per_second(sum(meets_slo(r, slo) for r in done)) if slo else None,
         "slo": dict(slo) if slo else None,
     }
-    summary.update(distribution((ttft_s(r) for r in done), "ttft"))
-    summary.update(distribution((t for r in done if (t := tpot_s(r)) is not None), "tpot"))
-    summary.update(distribution((gap for r in done for gap in r.itl_s), "itl"))
-    summary.update(distribution((e2el_s(r) for r in done), "e2el"))
-    summary.update(distribution((r.scheduled_s - r.arrival_s for r in done), "queue"))
+    summary.update(distribution((ttft_s(r) for r in timed), "ttft"))
+    summary.update(distribution((t for r in timed if (t := tpot_s(r)) is not None), "tpot"))
+    summary.update(distribution((gap for r in timed for gap in r.itl_s), "itl"))
+    summary.update(distribution((e2el_s(r) for r in done if r.finish_s is not None), "e2el"))
+    summary.update(distribution((r.scheduled_s - r.arrival_s for r in done if r.scheduled_s is not None), "queue"))
     summary.update(step_figures(steps))
     summary["preemptions"] = sum(r.preemptions for r in measured)
-    summary["end_reasons"] = dict(sorted(Counter(r.reason for r in measured if r.status != "completed").items()))
+    ends = Counter(r.reason for r in measured if r.status != "completed")
+    summary["end_reasons"] = dict(sorted(ends.items(), key=lambda kv: str(kv[0])))
     summary.update(telemetry_figures(telemetry or {}, total_out))
     summary.update(harness_figures(measured, telemetry or {}))
     return summary

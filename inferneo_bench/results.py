@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from inferneo_bench import __version__
+from inferneo_bench import __version__, validation
 from inferneo_bench.errors import ResultFileError
 from inferneo_bench.fileio import atomic_writer
 
@@ -118,6 +118,8 @@ class RunResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: object = "<dict>") -> RunResult:
         validate(data, source)
+        check_content(data, source)
+        upgrade_summary(data["summary"])
         try:
             return cls(
                 run=_build(RunInfo, data["run"]),
@@ -171,6 +173,51 @@ def validate(data: Any, source: object) -> None:
         raise ResultFileError(f"{source}: run.status {data['run']['status']!r} is not one of {RUN_STATUSES}")
 
 
+_RUN_CHECKS = validation.field_checks(RunInfo)
+_REQUEST_CHECKS = validation.field_checks(RequestRecord)
+_STEP_CHECKS = validation.field_checks(StepRecord)
+_REQUEST_REQUIRED = tuple(f.name for f in fields(RequestRecord) if f.default is MISSING and f.name != "itl_s")
+
+
+def check_content(data: dict[str, Any], source: object) -> None:
+    """Types of every record and summary figure (the validation layer's rules for result files): a hand-edited
+    or corrupt file fails here with one line naming the field, never later inside a metric or a test."""
+    err = ResultFileError
+    validation.check_record(data["run"], _RUN_CHECKS, f"{source}: run", err)
+    for key in ("environment", "model", "workload", "strategy", "telemetry"):
+        if not isinstance(data[key], dict):
+            raise err(f"{source}: '{key}' is not an object; the file is corrupt or was edited")
+    validation.check_mapping_numbers(data["summary"], f"{source}: summary", err)
+    requests = data["requests"]
+    if not isinstance(requests, list):
+        raise err(f"{source}: 'requests' is not a list; the file is corrupt or was edited")
+    for i, record in enumerate(requests):
+        where = f"{source}: requests[{i}]"
+        validation.check_record(record, _REQUEST_CHECKS, where, err, _REQUEST_REQUIRED)
+        if record["status"] not in REQUEST_STATUSES:
+            raise err(f"{where}.status: {validation.excerpt(record['status'])} is not one of {REQUEST_STATUSES}")
+    steps = data["steps"]
+    rows = steps.get("rows") if isinstance(steps, dict) else steps
+    names = steps.get("fields") if isinstance(steps, dict) else None
+    if not isinstance(rows, list) or (names is not None and not isinstance(names, list)):
+        raise err(f"{source}: 'steps' is not a table of rows; the file is corrupt or was edited")
+    for i, row in enumerate(rows):
+        if names is not None:
+            if not isinstance(row, list) or len(row) != len(names):
+                raise err(f"{source}: steps row {i} does not have {len(names)} fields; the file was edited")
+            row = dict(zip(names, row, strict=True))
+        validation.check_record(row, _STEP_CHECKS, f"{source}: steps[{i}]", err)
+
+
+def upgrade_summary(summary: dict[str, Any]) -> None:
+    """Files written before `failed` took vLLM's meaning (every unsuccessful request) counted only engine
+    failures there and had no `errored`: convert them in place so old and new files compare."""
+    if "errored" not in summary and "failed" in summary:
+        errored = summary["failed"] or 0
+        summary["errored"] = errored
+        summary["failed"] = errored + (summary.get("rejected") or 0) + (summary.get("cancelled") or 0)
+
+
 def save(result: RunResult, path: str | os.PathLike[str]) -> Path:
     """Write atomically: a crash never leaves half a file. Compact JSON: per-step and per-token records
     dominate the size (pretty-print with python -m json.tool)."""
@@ -190,14 +237,14 @@ def load(path: str | os.PathLike[str]) -> RunResult:
     path = Path(path)
     if not path.is_file():
         raise ResultFileError(f"{path}: no such result file; check the path (results are under results/<run-id>/)")
+    validation.check_file_size(
+        path, validation.MAX_JSON_BYTES_FACTOR, "result file", "compare fewer or smaller results on a larger machine"
+    )
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ResultFileError(
-            f"{path}: corrupt JSON at line {exc.lineno} column {exc.colno} ({exc.msg}); re-run to regenerate it"
-        ) from None
-    except UnicodeDecodeError:
-        raise ResultFileError(f"{path}: not a text file; expected an inferneo-bench result JSON") from None
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ResultFileError(f"{path}: cannot read ({exc.strerror})") from None
+    data = validation.load_json(raw, str(path), ResultFileError, "JSON", "re-run to regenerate it")
     return RunResult.from_dict(data, source=path)
 
 

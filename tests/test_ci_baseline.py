@@ -42,17 +42,13 @@ def test_identical_run_passes(cli, tmp_path, baseline_files):
 def test_halved_batch_cap_is_a_regression(cli, tmp_path, baseline_files):
     code, _, err = cli(*baseline_command(tmp_path), "--set", "max_num_partial_prefills=2")
     assert code == 0, err
-    code, out, _ = cli(
-        "check",
-        "--baseline",
-        str(BASELINE),
-        "--current",
-        str(tmp_path / "current"),
-        "--json",
-        str(tmp_path / "verdicts.json"),
-    )
-    assert code == 1
+    args = ["check", "--baseline", str(BASELINE), "--current", str(tmp_path / "current")]
+    code, _, err = cli(*args)  # a changed scheduler config is not the same experiment: refused ...
+    assert code == 2 and "scheduler config differs: max_num_partial_prefills 4 (" in err
+    code, out, _ = cli(*args, "--force", "--json", str(tmp_path / "verdicts.json"))  # ... unless forced
+    assert code == 1 and "warning: comparing anyway (--force)" in out
     verdicts = results_json(tmp_path / "verdicts.json")
+    assert any("max_num_partial_prefills" in w for w in verdicts["forced"])
     flagged = {(c["strategy"], c["metric"]) for c in verdicts["comparisons"] if c["verdict"] == "REGRESSION"}
     assert ("fixed_size", "output_throughput") in flagged and ("fixed_size", "p99_ttft_ms") in flagged
 

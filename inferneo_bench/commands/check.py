@@ -1,4 +1,5 @@
-"""`inferneo-bench check`: the CI regression gate (exit 0 ok/improvement, 1 regression, 3 inconclusive, 2 bad input)."""
+"""`inferneo-bench check`: the CI regression gate (exit 0 ok/improvement, 1 regression or failure, 3 inconclusive,
+2 bad input or incomparable results)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ import typer
 
 from inferneo_bench.console import make_console
 
-_VERDICT_STYLE = {"REGRESSION": "bold red", "INCONCLUSIVE": "yellow", "IMPROVEMENT": "green", "OK": "green"}
+_VERDICT_STYLE = {
+    "FAIL": "bold red",
+    "REGRESSION": "bold red",
+    "INCONCLUSIVE": "yellow",
+    "IMPROVEMENT": "green",
+    "OK": "green",
+}
 
 
 def check(
@@ -26,13 +33,19 @@ def check(
     alpha: float = typer.Option(0.01, "--alpha", help="One-sided Mann-Whitney U test level."),
     markdown: Path | None = typer.Option(None, "--markdown", help="Write a markdown summary (for CI job summaries)."),
     json_out: Path | None = typer.Option(None, "--json", help="Write the verdicts as JSON."),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Check results that differ in workload, model, device, engine, SLOs, warm-up or "
+        "scheduler config anyway (every output says so).",
+    ),
 ) -> None:
     """Gate CI on performance: compare current trials with the baseline per strategy and metric."""
     from inferneo_bench import regress
 
     specs = [regress.parse_metric(m) for m in metric]
     settings = regress.Settings(threshold=threshold / 100, noise_floor=noise_floor / 100, alpha=alpha)
-    report = regress.check(baseline, current, specs or None, settings)
+    report = regress.check(baseline, current, specs or None, settings, force=force)
     _print(report)
     if markdown is not None:
         _write(markdown, to_markdown(report))
@@ -90,6 +103,8 @@ def _print(report) -> None:
             console.print(f"  {c.metric}: {c.reason}", highlight=False, markup=False)
     for note in report.notes:
         console.print(f"note: {note}", highlight=False, markup=False)
+    for line in report.forced:
+        console.print(line, style="yellow", highlight=False, markup=False)
     console.print(
         f"check: [{_VERDICT_STYLE.get(report.verdict, 'bold')}]{report.verdict}[/] "
         f"(threshold {s.threshold * 100:g}%, noise floor {s.noise_floor * 100:g}%, alpha {s.alpha:g}; "
@@ -103,7 +118,7 @@ def to_markdown(report) -> str:
     from inferneo_bench.regress import format_row
 
     s = report.settings
-    icon = {"REGRESSION": "❌", "INCONCLUSIVE": "⚠️", "IMPROVEMENT": "✅", "OK": "✅"}[report.verdict]
+    icon = {"FAIL": "❌", "REGRESSION": "❌", "INCONCLUSIVE": "⚠️", "IMPROVEMENT": "✅", "OK": "✅"}[report.verdict]
     lines = [
         f"## inferneo-bench check: {icon} {report.verdict}",
         "",
@@ -118,7 +133,7 @@ def to_markdown(report) -> str:
     for name, rows in _groups(report).items():
         for c in rows:
             f = format_row(c, s.threshold)
-            verdict = f"**{c.verdict}**" if c.verdict in ("REGRESSION", "INCONCLUSIVE") else c.verdict
+            verdict = f"**{c.verdict}**" if c.verdict in ("FAIL", "REGRESSION", "INCONCLUSIVE") else c.verdict
             cells = [
                 name,
                 f["metric"],
@@ -137,6 +152,8 @@ def to_markdown(report) -> str:
         lines += [f"- {c.strategy}{f' [{c.label}]' if c.label else ''} {c.metric}: {c.reason}" for c in flagged]
     if report.notes:
         lines += ["", "Notes:", ""] + [f"- {n}" for n in report.notes]
+    if report.forced:
+        lines += ["", "**Compared despite differences (--force):**", ""] + [f"- {w}" for w in report.forced]
     return "\n".join(lines) + "\n"
 
 

@@ -16,7 +16,9 @@ def compare(
     fmt: str = typer.Option("table", "--format", help="table | markdown | csv | json"),
     plots: str = typer.Option(None, "--plots", help="Write PNG plots into this folder."),
     svg: bool = typer.Option(False, "--svg", help="With --plots, also write SVG."),
-    force: bool = typer.Option(False, "--force", help="Compare results of different workloads/models/devices/engines."),
+    force: bool = typer.Option(
+        False, "--force", help="Compare results of different workloads, models, devices, engines, SLOs or warm-up."
+    ),
     seed_table: bool = typer.Option(False, "--seed-table", help="Check the Inferneo design document's claims."),
     width: int = typer.Option(None, "--width", help="Table width in characters (default: the terminal's)."),
 ) -> None:
@@ -55,6 +57,8 @@ def compare(
         _print(tables.to_rich(comp, width=_width(width)), width)
         for note in comp.notes:
             typer.echo(f"note: {note}")
+        for line in warnings:  # --force: the table itself says it compared the incomparable
+            typer.echo(line)
 
     if plots:
         from inferneo_bench.report import plots as plotting

@@ -74,6 +74,17 @@ def run(
     min_duration: float = typer.Option(10.0, "--min-duration", help="Validity: minimum run duration (s)."),
     min_requests: int = typer.Option(50, "--min-requests", help="Validity: minimum measured requests."),
     max_arrival_lag: float = typer.Option(50.0, "--max-arrival-lag-ms", help="Validity: max arrival lag p99 (ms)."),
+    max_failed_pct: float = typer.Option(
+        1.0, "--max-failed-pct", help="Validity: max share (%) of failed requests (every unsuccessful one, as vLLM)."
+    ),
+    max_rejected_pct: float = typer.Option(1.0, "--max-rejected-pct", help="Validity: max share (%) rejected."),
+    max_cancelled_pct: float = typer.Option(1.0, "--max-cancelled-pct", help="Validity: max share (%) cancelled."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Clear an existing OUT/<run-id>/ first (a folder holding results is refused)."
+    ),
+    allow_long: bool = typer.Option(
+        False, "--allow-long", help="Replay a workload spanning > 24 h on the wall clock, or with an outlier gap."
+    ),
     threads: int = typer.Option(
         1,
         "--threads",
@@ -114,10 +125,36 @@ def run(
         csv=csv,
         request_timeout_s=request_timeout,
         telemetry_interval_s=telemetry_interval,
-        validity=ValidityRules(min_duration, min_requests, max_arrival_lag),
+        validity=ValidityRules(
+            min_duration, min_requests, max_arrival_lag, max_failed_pct, max_rejected_pct, max_cancelled_pct
+        ),
         threads=threads,
+        overwrite=overwrite,
+        allow_long=allow_long,
     )
+    warn_small_repeat(repeat, engine)
     execute(options, quiet=quiet)
+
+
+def warn_small_repeat(repeat: int, engine: str) -> None:
+    """Wall-clock trials are noisy: `check` decides with a one-sided Mann-Whitney test, whose smallest possible
+    p-value with n trials per side is 1 / C(2n, n). Below the n where that drops under the gate's alpha, no
+    change can ever be significant: say so before the run, not after."""
+    if engine == "sim" or repeat <= 1:
+        return
+    from inferneo_bench.regress import Settings, min_trials_for_alpha
+
+    alpha = Settings().alpha
+    need = min_trials_for_alpha(alpha)
+    if repeat < need:
+        import math
+
+        typer.echo(
+            f"warning: --repeat {repeat}: with {repeat} trials per side the smallest p-value `check` can reach is "
+            f"{1 / math.comb(2 * repeat, repeat):.3f}, not below its alpha {alpha:g}: no change can be significant; "
+            f"use --repeat {need} or more",
+            err=True,
+        )
 
 
 def demo(
@@ -147,7 +184,21 @@ def execute(options: Any, quiet: bool, demo_table: bool = False) -> None:
     from inferneo_bench.runner.summary_table import demo_summary_table, run_summary_table
 
     console = make_console(120)
-    outcomes, interrupted = run_session(options, console=None if quiet else console)
+
+    def loaded(workload: Any) -> None:
+        if not quiet:
+            from inferneo_bench.workload.span import describe_seconds, span_of
+
+            span, gap, _ = span_of(workload)
+            clock = "virtual clock" if options.engine == "sim" else "wall clock: the replay lasts about as long"
+            console.print(
+                f"workload {workload.name}: {workload.num_requests} requests, arrivals span "
+                f"{describe_seconds(span)} (largest gap {describe_seconds(gap)}; {clock})",
+                highlight=False,
+                markup=False,
+            )
+
+    outcomes, interrupted = run_session(options, console=None if quiet else console, on_loaded=loaded)
     if quiet:
         for o in outcomes:
             typer.echo(str(o.path))
@@ -156,8 +207,9 @@ def execute(options: Any, quiet: bool, demo_table: bool = False) -> None:
         for o in outcomes:
             console.print(f"saved {o.path}")
     if interrupted:
-        typer.echo("interrupted: partial results saved with run.status = interrupted", err=True)
-        raise typer.Exit(130)
+        saved = "partial results saved with run.status = interrupted" if outcomes else "nothing was measured"
+        typer.echo(f"interrupted: {saved}", err=True)
+        raise typer.Exit(interrupted if interrupted is not True else 130)
 
 
 def register(app: typer.Typer) -> None:

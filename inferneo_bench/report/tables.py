@@ -513,6 +513,8 @@ def _raw(metric: Metric, value: float | None) -> str:
 def to_csv(comp: Comparison) -> str:
     """Long format: one line per (metric, column); values in the summary's own units."""
     out = io.StringIO()
+    for line in comp.warnings:  # --force: a forced comparison says so in every format
+        out.write(f"# {line}\n")
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_FIELDS)
     for row in comp.rows:

@@ -4,6 +4,15 @@ Every request enters the scheduler at its arrival time whether or not the engine
 omission); latencies count from the scheduled arrival. The same loop drives the torch engine on the wall
 clock and the simulated engine on a virtual clock.
 
+Time-outs (`request_timeout_s`): the client gives up at arrival + timeout. A request never counts as completed
+after that deadline: every token is checked against it, so a token produced by a step that ends after the
+deadline is not delivered, and the request is cancelled at its deadline (finish = deadline), even when the
+deadline fell inside a step.
+
+Stopping (Ctrl-C, SIGTERM): `should_stop` is polled once per loop iteration (and wall-clock waits are cut into
+short slices), so a stop request ends the loop between steps: in-flight requests are cancelled, the partial
+outcome is returned. A KeyboardInterrupt raised inside the loop is treated the same way.
+
 Arrival lag (does the harness keep up?) is, per request, the time from the moment the harness could have
 seen it — its arrival, or the end of the engine step in progress at its arrival, whichever is later — to
 the moment it was handed to the scheduler. A step in progress is not lag: a real server also queues
@@ -83,15 +92,17 @@ class ReplayOutcome:
 class _Live:
     """Mutable per-request state of the hot loop (slots: fast attribute access)."""
 
-    __slots__ = ("record", "target", "last_token_s", "ended")
+    __slots__ = ("record", "target", "last_token_s", "ended", "deadline")
 
     def __init__(self, record: RequestRecord, target: int) -> None:
         self.record = record
         self.target = target
         self.last_token_s = 0.0
         self.ended = False
+        self.deadline: float | None = None  # the client's time-out (arrival + request_timeout_s)
 
 
+POLL_S = 0.1  # longest wall-clock wait between two looks at should_stop
 TIME_SCALE = 1e7  # seconds rounded to 0.1 us: far below timer resolution, and short numbers in result files
 
 
@@ -139,7 +150,12 @@ def replay(
     gpu_utilization: Callable[[], float | None] | None = None,
     memory_usage: Callable[[], float | None] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    on_request_end: Callable[[RequestRecord], None] | None = None,
+    on_step: Callable[[StepRecord], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> ReplayOutcome:
+    """Replay `workload` and return every request's record and every step's. `on_request_end` sees each record
+    once, as its request ends (the journal); `on_step` each step record; `should_stop` is polled between steps."""
     specs = sorted(workload, key=lambda r: r.arrival_s)  # stable: ties stay in file order
     live: dict[str, _Live] = {}
     records: list[RequestRecord] = []
@@ -179,10 +195,14 @@ def replay(
         if now is not None and status != "rejected":
             state.record.finish_s = now
         ended += 1
+        if on_request_end is not None:
+            on_request_end(state.record)
 
     wall_start = time.perf_counter()
     try:
         while True:
+            if should_stop is not None and should_stop():
+                raise KeyboardInterrupt
             now = clock.now()
             # 1. admit every arrival that is due
             while next_index < len(specs) and specs[next_index].arrival_s <= now:
@@ -208,13 +228,14 @@ def replay(
                 engine.add_sequence(spec.request_id, spec.prompt_tokens)
                 active += 1
                 if options.request_timeout_s is not None:
-                    heapq.heappush(deadlines, (spec.arrival_s + options.request_timeout_s, spec.request_id))
-            # 2. client time-outs
+                    state.deadline = spec.arrival_s + options.request_timeout_s
+                    heapq.heappush(deadlines, (state.deadline, spec.request_id))
+            # 2. client time-outs: the client left at its deadline, whenever the loop notices
             while deadlines and deadlines[0][0] <= now:
-                _, request_id = heapq.heappop(deadlines)
+                deadline, request_id = heapq.heappop(deadlines)
                 state = live[request_id]
                 if not state.ended and core.cancel(request_id, now):
-                    end(state, "cancelled", now, f"client timeout after {options.request_timeout_s:g} s")
+                    end(state, "cancelled", deadline, f"client timeout after {options.request_timeout_s:g} s")
             if next_index >= len(specs) and active == 0:
                 break
             # 3. plan and run one step, or wait for the next event
@@ -232,8 +253,11 @@ def replay(
                         if state.record.status == "pending" and state.record.enqueued_s is not None:
                             end(state, "failed", now, "scheduler stalled with the request waiting")
                     break
+                target = max(min(wake), now)
+                if should_stop is not None and not clock.virtual:
+                    target = min(target, now + POLL_S)
                 sleep_start = time.perf_counter()
-                clock.sleep_until(max(min(wake), now))
+                clock.sleep_until(target)
                 sleep_wall += time.perf_counter() - sleep_start
                 continue
 
@@ -258,6 +282,8 @@ def replay(
             finished: list[str] = []
             for seq_id in result.tokens:
                 state = live[seq_id]
+                if state.deadline is not None and t_end > state.deadline:
+                    continue  # produced after the client left: never delivered (cancelled at the loop's top)
                 record = state.record
                 if record.first_token_s is None:
                     record.first_token_s = t_end
@@ -283,7 +309,7 @@ def replay(
             if not plan.seqs:  # a plan that only released KV: no compute, no step record
                 continue
             steps.append(
-                StepRecord(
+                step := StepRecord(
                     index=len(steps),
                     start_s=now,
                     batch_id=plan.batch_id,
@@ -297,6 +323,8 @@ def replay(
                     events=list(plan.events),
                 )
             )
+            if on_step is not None:
+                on_step(step)
             if on_progress is not None:
                 on_progress(Progress(t_end, ended, len(specs), core.queue_depth, len(plan.seqs), output_tokens))
     except KeyboardInterrupt:

@@ -16,12 +16,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from inferneo_bench import results
+from inferneo_bench import results, validation
 from inferneo_bench.errors import UserError
-from inferneo_bench.metrics import SLO_METRICS, summarize
+from inferneo_bench.fileio import atomic_writer
+from inferneo_bench.metrics import SLO_METRICS
 from inferneo_bench.runner.clock import VirtualClock, WallClock
+from inferneo_bench.runner.journal import Header, Journal, assemble
 from inferneo_bench.runner.replay import Progress, ReplayOptions, replay
-from inferneo_bench.runner.validity import ValidityRules, judge
+from inferneo_bench.runner.rundir import RunDir
+from inferneo_bench.runner.signals import Interrupts
+from inferneo_bench.runner.validity import ValidityRules
 from inferneo_bench.scheduler import BatchingStrategy, ConfigError, SchedulerConfig, SchedulerCore
 
 STRATEGIES = tuple(s.value for s in BatchingStrategy)
@@ -72,7 +76,51 @@ class RunOptions:
     telemetry_interval_s: float = 0.1
     threads: int | None = 1  # torch intra-op threads on the CPU (None: torch's default)
     validity: ValidityRules = field(default_factory=ValidityRules)
+    overwrite: bool = False  # clear an existing run folder first (else a non-empty one is refused)
+    allow_long: bool = False  # replay a trace whose span or largest gap is far beyond the rest
     command: str = field(default_factory=lambda: _invocation())
+
+
+def _int_range(minimum: int, maximum: int = validation.INT64_MAX) -> Callable[[Any, str], Any]:
+    return lambda v, where: validation.count(v, where, minimum, maximum)
+
+
+# Every numeric run option, with its rule: checked before anything is loaded (validation layer).
+OPTION_RULES: tuple[tuple[str, str, Callable[[Any, str], Any]], ...] = (
+    ("num_requests", "--num-requests", _int_range(1)),
+    ("duration", "--duration", validation.positive),
+    ("rate", "--rate", validation.positive),
+    ("time_scale", "--time-scale", validation.positive),
+    ("max_model_len", "--max-model-len", _int_range(1, validation.MAX_TOKENS)),
+    ("warmup", "--warmup", _int_range(0)),
+    ("seed", "--seed", validation.seed),
+    ("repeat", "--repeat", _int_range(1, 10_000)),
+    ("request_timeout_s", "--request-timeout", validation.positive),
+    ("telemetry_interval_s", "--telemetry-interval", lambda v, w: validation.number(v, w, minimum=0.001, maximum=3600)),
+    ("threads", "--threads", _int_range(1, 4096)),
+)
+VALIDITY_RULES: tuple[tuple[str, str, Callable[[Any, str], Any]], ...] = (
+    ("min_duration_s", "--min-duration", validation.non_negative),
+    ("min_requests", "--min-requests", _int_range(0)),
+    ("max_arrival_lag_p99_ms", "--max-arrival-lag-ms", validation.non_negative),
+    ("max_failed_pct", "--max-failed-pct", lambda v, w: validation.number(v, w, minimum=0, maximum=100)),
+    ("max_rejected_pct", "--max-rejected-pct", lambda v, w: validation.number(v, w, minimum=0, maximum=100)),
+    ("max_cancelled_pct", "--max-cancelled-pct", lambda v, w: validation.number(v, w, minimum=0, maximum=100)),
+)
+
+
+def check_options(options: RunOptions) -> None:
+    """Every number of the run's options: of the right type, finite, in range (exit 2 naming the option)."""
+    for name, option, rule in OPTION_RULES:
+        value = getattr(options, name)
+        if value is not None:
+            rule(value, option)
+    for name, option, rule in VALIDITY_RULES:
+        rule(getattr(options.validity, name), option)
+    for key, value in (options.slo or {}).items():
+        validation.positive(value, f"--slo {key}", "an SLO is a number of milliseconds > 0")
+    if options.run_id is not None:
+        validation.run_id(options.run_id)
 
 
 @dataclass
@@ -102,9 +150,10 @@ def parse_slo(text: str | None) -> dict[str, float] | None:
         if not sep or key not in SLO_METRICS:
             raise UserError(f"--slo {part!r}: expected NAME=MILLISECONDS with NAME one of {', '.join(SLO_METRICS)}")
         try:
-            slo[key] = float(value)
+            number = float(value)
         except ValueError:
             raise UserError(f"--slo {part!r}: {value!r} is not a number of milliseconds") from None
+        slo[key] = validation.positive(number, f"--slo {key}", "an SLO is a number of milliseconds > 0")
     return slo
 
 
@@ -136,9 +185,9 @@ def _coerce(name: str, raw: str, default: Any, annotation: Any) -> Any:
                 return False
             raise ValueError
         if isinstance(default, int) or str(annotation).startswith("int"):
-            return int(text)
+            return validation.count(int(text), f"--set {name}", minimum=-validation.INT64_MAX)
         if isinstance(default, float) or "float" in str(annotation):
-            return float(text)
+            return validation.number(float(text), f"--set {name}", fix=f"give {name} a finite number")
     except ValueError:
         raise UserError(f"--set {name}={raw}: {raw!r} is not a valid value for {name} ({annotation})") from None
     return text
@@ -170,8 +219,9 @@ def _reset_torch_peak(engine: Any) -> None:
 
 
 def write_requests_csv(result: results.RunResult, path: Path) -> Path:
+    """Per-request CSV, written atomically (a stop never leaves half a file)."""
     fields = [f.name for f in dataclasses.fields(results.RequestRecord) if f.name != "itl_s"]
-    with path.open("w", newline="", encoding="utf-8") as fh:
+    with atomic_writer(path, newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(fields)
         for r in result.requests:
@@ -190,17 +240,43 @@ def run_trial(
     engine: Any,
     environment: dict[str, Any],
     on_progress: Callable[[Progress], None] | None = None,
+    interrupts: Interrupts | None = None,
 ) -> TrialOutcome:
-
+    """One replay, journalled as it runs and saved atomically at the end. A stop request (Ctrl-C, SIGTERM)
+    ends the replay between steps; the partial result is saved with status `interrupted`, and no further
+    signal can cut that save short."""
     config = fit_to_engine(scheduler_config(options.config, {}), engine)
     core = SchedulerCore(config, strategy)
     clock = VirtualClock() if options.engine == "sim" else WallClock()
-    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    name = strategy if trial is None else f"{strategy}-trial{trial}"
+    path = options.out / run_id / f"{name}.json"
+    header = Header(
+        run=dataclasses.asdict(
+            results.RunInfo(
+                id=run_id,
+                started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                finished_at=None,
+                command=options.command,
+                seed=options.seed if options.seed is not None else int(workload.replay.get("seed") or 0),
+                engine=options.engine,
+                status="interrupted",
+                trial=trial,
+                label=options.label,
+            )
+        ),
+        environment=environment,
+        model=engine.model_info(),
+        workload=workload.info(context),
+        strategy={"name": strategy, "config": dataclasses.asdict(config)},
+        slo=options.slo,
+        validity_rules=dataclasses.asdict(options.validity),
+    )
     if hasattr(engine, "reset"):
         engine.reset()
     _reset_torch_peak(engine)
     from inferneo_bench.telemetry.sampler import NvmlSampler
 
+    journal = Journal.create(path, header, workload.requests, options.warmup)
     sampler = NvmlSampler(_cuda_index(engine), options.telemetry_interval_s)
     sampler.start(time.perf_counter())
     try:
@@ -217,45 +293,36 @@ def run_trial(
             gpu_utilization=sampler.latest_util if sampler.available else None,
             memory_usage=sampler.latest_mem_mb if sampler.available else None,
             on_progress=on_progress,
+            on_request_end=journal.request,
+            on_step=journal.step,
+            should_stop=(lambda: interrupts.requested) if interrupts is not None else None,
         )
     finally:
         telemetry = sampler.stop()
+        journal.close()
     telemetry["torch_peak_allocated_mb"] = _torch_peak_mb(engine)
     telemetry["harness"] = outcome.harness
-    summary = summarize(outcome.requests, outcome.steps, telemetry, options.slo)
-    status = "interrupted" if outcome.interrupted else "completed"
-    run = results.RunInfo(
-        id=run_id,
-        started_at=started_at,
-        finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        command=options.command,
-        seed=options.seed if options.seed is not None else int(workload.replay.get("seed") or 0),
-        engine=options.engine,
-        status=status,
-        validity=judge(summary, status, options.validity),
-        trial=trial,
-        label=options.label,
+    if journal.error:
+        telemetry["journal"] = journal.error
+    result = assemble(
+        header,
+        outcome.requests,
+        outcome.steps,
+        telemetry,
+        "interrupted" if outcome.interrupted else "completed",
+        datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        {**core.stats(), **core.batching_stats()},
     )
-    strategy_info = {
-        "name": strategy,
-        "config": dataclasses.asdict(config),
-        "stats": {**core.stats(), **core.batching_stats()},
-    }
-    result = results.RunResult(
-        run=run,
-        environment=environment,
-        model=engine.model_info(),
-        workload=workload.info(context),
-        strategy=strategy_info,
-        summary=summary,
-        requests=outcome.requests,
-        steps=outcome.steps,
-        telemetry=telemetry,
-    )
-    name = strategy if trial is None else f"{strategy}-trial{trial}"
-    path = results.save(result, options.out / run_id / f"{name}.json")
-    if options.csv:
-        write_requests_csv(result, path.with_suffix(".requests.csv"))
+    try:
+        results.save(result, path)
+        if options.csv:
+            write_requests_csv(result, path.with_suffix(".requests.csv"))
+    except OSError as exc:
+        raise UserError(
+            f"{path}: cannot write the result ({exc.strerror}); every finished request is in the journal "
+            f"{journal.path.name}: free some space, then `inferneo-bench recover {journal.path}`"
+        ) from None
+    journal.remove()
     return TrialOutcome(path, result)
 
 
@@ -326,6 +393,7 @@ def load_session_workload(options: RunOptions, max_model_len: int) -> tuple[Any,
     """The workload with the replay controls applied, and the context policy's outcome. Under `reject` the
     replay loop itself rejects over-long requests at their arrival (they count in the result)."""
     from inferneo_bench.workload import apply_context_policy, load_workload
+    from inferneo_bench.workload.span import check_span
 
     workload = load_workload(
         options.workload,
@@ -337,6 +405,13 @@ def load_session_workload(options: RunOptions, max_model_len: int) -> tuple[Any,
         format=options.trace_format,
         skip_bad_rows=options.skip_bad_rows or None,
     )
+    n = len(workload.requests)
+    if options.warmup >= n:
+        raise UserError(
+            f"--warmup {options.warmup}: the workload has {n} requests, so none would be measured; "
+            f"use --warmup below {n}"
+        )
+    check_span(workload, wall_clock=options.engine != "sim", allow_long=options.allow_long)
     context = apply_context_policy(workload.requests, max_model_len, options.context_policy)
     if options.context_policy != "reject":
         fitted = {r.request_id: r for r in context.kept}
@@ -350,39 +425,74 @@ def load_session_workload(options: RunOptions, max_model_len: int) -> tuple[Any,
     return workload, context
 
 
-def run_session(options: RunOptions, console: Any = None) -> tuple[list[TrialOutcome], bool]:
-    """Every strategy x trial of one session. Ctrl-C saves the trial in progress (status interrupted) and
-    stops the session."""
+RESULT_BYTES_PER_REQUEST = 1024  # measured: ~350 B of record JSON + ~20 B per output token; with margin
+RESULT_BYTES_PER_TOKEN = 24
+
+
+def result_bytes(workload: Any, options: RunOptions) -> float:
+    """Disk the session's result files will take (every strategy and trial), for the free-space check."""
+    out = sum(min(r.output_tokens, r.max_tokens or r.output_tokens) for r in workload.requests)
+    per_trial = len(workload.requests) * RESULT_BYTES_PER_REQUEST + out * RESULT_BYTES_PER_TOKEN
+    return per_trial * len(options.strategies) * options.repeat * (2 if options.csv else 1)
+
+
+def run_session(
+    options: RunOptions, console: Any = None, on_loaded: Callable[[Any], None] | None = None
+) -> tuple[list[TrialOutcome], int]:
+    """Every strategy x trial of one session, in a run folder of its own. Returns the outcomes and 0, or the
+    exit code of the stop signal (130 Ctrl-C, 143 SIGTERM) when the session was stopped: the trial in progress
+    is saved (status interrupted) and the session ends. `on_loaded(workload)` is called before the first
+    request (the command prints the workload's span there)."""
     from inferneo_bench.environment import capture
     from inferneo_bench.runner.progress import ReplayProgress
 
-    base = scheduler_config(options.config, {})
-    engine = build_engine(options, base.max_num_seqs)
-    try:
-        workload, context = load_session_workload(options, engine.max_model_len)
-        warm_up(engine)
-        environment = capture()
-        run_id = options.run_id or new_run_id()
-        outcomes: list[TrialOutcome] = []
+    check_options(options)
+    run_id = options.run_id or new_run_id()
+    interrupts = Interrupts()
+    outcomes: list[TrialOutcome] = []
+    with interrupts.installed(), RunDir(options.out, run_id, options.overwrite) as rundir:
+        try:  # until the first request, a stop signal raises KeyboardInterrupt: nothing measured, nothing lost
+            rundir.open()
+            engine = build_engine(options, scheduler_config(options.config, {}).max_num_seqs)
+        except KeyboardInterrupt:
+            return outcomes, interrupts.exit_code
+        try:
+            workload, context = load_session_workload(options, engine.max_model_len)
+            rundir.check_space(result_bytes(workload, options))
+            if on_loaded is not None:
+                on_loaded(workload)
+            warm_up(engine)
+            environment = capture()
+        except KeyboardInterrupt:
+            engine.close()
+            return outcomes, interrupts.exit_code
+        except BaseException:
+            engine.close()
+            raise
         trials: list[int | None] = [None] if options.repeat == 1 else list(range(1, options.repeat + 1))
-        for strategy in options.strategies:
-            for trial in trials:
-                title = strategy if trial is None else f"{strategy} trial {trial}/{options.repeat}"
-                with ReplayProgress(console, title, len(workload.requests)) as progress:
-                    outcome = run_trial(
-                        options=options,
-                        strategy=strategy,
-                        trial=trial,
-                        run_id=run_id,
-                        workload=workload,
-                        context=context,
-                        engine=engine,
-                        environment=environment,
-                        on_progress=progress.update,
-                    )
-                outcomes.append(outcome)
-                if outcome.result.run.status == "interrupted":
-                    return outcomes, True
-        return outcomes, False
-    finally:
-        engine.close()
+        try:
+            with interrupts.deferred():  # from here on a signal only asks the replay loop to stop
+                for strategy in options.strategies:
+                    for trial in trials:
+                        if interrupts.requested:
+                            return outcomes, interrupts.exit_code
+                        title = strategy if trial is None else f"{strategy} trial {trial}/{options.repeat}"
+                        with ReplayProgress(console, title, len(workload.requests)) as progress:
+                            outcome = run_trial(
+                                options=options,
+                                strategy=strategy,
+                                trial=trial,
+                                run_id=run_id,
+                                workload=workload,
+                                context=context,
+                                engine=engine,
+                                environment=environment,
+                                on_progress=progress.update,
+                                interrupts=interrupts,
+                            )
+                        outcomes.append(outcome)
+                        if outcome.result.run.status == "interrupted":
+                            return outcomes, interrupts.exit_code
+            return outcomes, interrupts.exit_code if interrupts.requested else 0
+        finally:
+            engine.close()

@@ -1,6 +1,13 @@
 """Is this run a valid measurement? MLPerf LoadGen's idea: a result states whether it ran long enough, with
 enough requests, with a harness that kept up, and with every request accounted for. Each failed condition is
-named; nothing is silently averaged over."""
+named; nothing is silently averaged over.
+
+The share limits (failed, rejected, cancelled; 1% each by default): latency figures describe completed
+requests only, and p99 is the headline figure. When more than 1% of the measured requests are missing from
+the distributions, the missing ones alone could be the whole tail that p99 claims to describe, so the
+figures no longer describe the workload. `failed` is vLLM's count (every unsuccessful request); rejected
+and cancelled have their own limits so that raising one does not hide the other.
+"""
 
 from __future__ import annotations
 
@@ -14,11 +21,18 @@ class ValidityRules:
     min_duration_s: float = 10.0
     min_requests: int = 50
     max_arrival_lag_p99_ms: float = 50.0
+    max_failed_pct: float = 1.0
+    max_rejected_pct: float = 1.0
+    max_cancelled_pct: float = 1.0
+
+
+def _share(summary: dict[str, Any], key: str, measured: int) -> float:
+    return 100.0 * (summary.get(key) or 0) / measured if measured else 0.0
 
 
 def judge(summary: dict[str, Any], status: str, rules: ValidityRules) -> dict[str, Any]:
     measured = summary["total_requests"] - summary["warmup_requests"]
-    ended = summary["completed"] + summary["failed"] + summary["rejected"] + summary["cancelled"]
+    ended = summary["completed"] + summary["failed"]
     duration = summary["duration"] or 0.0
     lag = summary.get("arrival_lag_p99_ms")
     checks = {
@@ -38,6 +52,16 @@ def judge(summary: dict[str, Any], status: str, rules: ValidityRules) -> dict[st
             f"arrival lag p99 {lag if lag is not None else 0:.2f} ms > {rules.max_arrival_lag_p99_ms:g} ms",
         ),
     }
+    for key, limit in (
+        ("failed", rules.max_failed_pct),
+        ("rejected", rules.max_rejected_pct),
+        ("cancelled", rules.max_cancelled_pct),
+    ):
+        share = _share(summary, key, measured)
+        checks[f"max_{key}_share"] = (
+            share <= limit,
+            f"{summary.get(key) or 0} of {measured} requests {key} ({share:.1f}% > {limit:g}%)",
+        )
     failed = [message for ok, message in checks.values() if not ok]
     return {
         "valid": not failed,
