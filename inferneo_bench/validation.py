@@ -28,7 +28,11 @@ MAX_JSON_BYTES_FACTOR = 5  # measured: json.loads of a result file peaks at ~4.4
 
 
 def excerpt(value: object, limit: int = EXCERPT_CHARS) -> str:
-    """A short, printable, quoted excerpt of `value` for error messages (never a file's contents)."""
+    """A short, printable excerpt of `value` for error messages (never a file's contents): numbers as they are,
+    anything else quoted, cut after `limit` characters, with non-printable characters replaced by '?'."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        text = repr(value)
+        return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} digits)"
     text = value if isinstance(value, str) else repr(value)
     clean = "".join(c if c.isprintable() and c not in "\r\n\t" else "?" for c in text[: limit + 1])
     if len(text) > limit:
@@ -37,7 +41,7 @@ def excerpt(value: object, limit: int = EXCERPT_CHARS) -> str:
 
 
 def _fail(where: str, value: object, problem: str, fix: str | None) -> UserError:
-    return UserError(f"{where}: {excerpt(value)} {problem}" + (f"; {fix}" if fix else ""))
+    return UserError(f"{where} {problem}, got {excerpt(value)}" + (f"; {fix}" if fix else ""))
 
 
 def number(
@@ -54,28 +58,27 @@ def number(
     """`value` as a finite number (an int when `integer`) with minimum <= value <= maximum and value > above.
 
     Booleans and text are refused; an integral float (`12.0`) passes as an integer; integers must fit int64.
-    Returns the value (int or float). Raises `error` (a UserError) naming `where`."""
+    Returns the value (int or float). Raises `error` (a UserError): "<where> must be ..., got <value>"."""
     bad: str | None = None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        bad = "is not a number" if not integer else "is not an integer"
+        bad = "must be a number" if not integer else "must be an integer"
     elif isinstance(value, float) and not math.isfinite(value):
-        bad = "is not a finite number"
+        bad = "must be a finite number"
     elif integer and isinstance(value, float):
         if not value.is_integer():
-            bad = "is not a whole number"
+            bad = "must be a whole number"
         else:
             value = int(value)
     if bad is None and integer and not -INT64_MAX - 1 <= value <= INT64_MAX:
-        bad = "does not fit a 64-bit integer"
+        bad = "must fit a 64-bit integer"
     if bad is None and minimum is not None and value < minimum:
-        bad = f"is below the minimum {minimum:g}"
+        bad = f"must be >= {minimum:g}"
     if bad is None and above is not None and not value > above:
-        bad = f"must be greater than {above:g}"
+        bad = f"must be > {above:g}"
     if bad is None and maximum is not None and value > maximum:
-        bad = f"is above the maximum {maximum:,.10g}"
+        bad = f"must be <= {maximum:,.10g}"
     if bad is not None:
-        exc = _fail(where, value, bad, fix)
-        raise error(str(exc))
+        raise error(str(_fail(where, value, bad, fix)))
     return value
 
 

@@ -412,6 +412,12 @@ def load_session_workload(options: RunOptions, max_model_len: int) -> tuple[Any,
             f"use --warmup below {n}"
         )
     check_span(workload, wall_clock=options.engine != "sim", allow_long=options.allow_long)
+    out_tokens = sum(min(r.output_tokens, r.max_tokens or r.output_tokens) for r in workload.requests)
+    validation.check_memory(
+        n * RUN_BYTES_PER_REQUEST + out_tokens * RUN_BYTES_PER_TOKEN,
+        f"replaying {n:,} requests ({out_tokens:,} output tokens) and keeping every record",
+        "use fewer requests (--num-requests or --duration)",
+    )
     context = apply_context_policy(workload.requests, max_model_len, options.context_policy)
     if options.context_policy != "reject":
         fitted = {r.request_id: r for r in context.kept}
@@ -425,6 +431,10 @@ def load_session_workload(options: RunOptions, max_model_len: int) -> tuple[Any,
     return workload, context
 
 
+# Measured (sim, 100k requests of ~34 output tokens: 720 MB peak): a request costs ~2 KB through the replay,
+# summary and save, each output token ~100 B more (its ITL float in the record, the JSON text).
+RUN_BYTES_PER_REQUEST = 2048
+RUN_BYTES_PER_TOKEN = 100
 RESULT_BYTES_PER_REQUEST = 1024  # measured: ~350 B of record JSON + ~20 B per output token; with margin
 RESULT_BYTES_PER_TOKEN = 24
 

@@ -8,6 +8,7 @@ knobs each strategy needs to be precise. Invalid values raise `ConfigError` (a `
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from enum import Enum
 
@@ -111,4 +112,5 @@ class SchedulerConfig:
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value  # not NaN
+    """A finite number: NaN and infinity are refused (an infinite delay never dispatches; JSON cannot hold it)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
