@@ -248,6 +248,35 @@ def load(path: str | os.PathLike[str]) -> RunResult:
     return RunResult.from_dict(data, source=path)
 
 
+HEAD_CHUNK = 1 << 20
+HEAD_LIMIT = 64 << 20
+
+
+def load_head(path: str | os.PathLike[str]) -> RunResult:
+    """A result without its records (requests, steps, telemetry left empty), read from the file's head only:
+    what `check` needs (run, model, workload, strategy, summary), at the cost of the first megabyte of a file
+    of any size. Files whose head is not in the order `save` writes are loaded whole."""
+    path = Path(path)
+    head = b""
+    try:
+        with path.open("rb") as fh:
+            while len(head) < HEAD_LIMIT:
+                chunk = fh.read(HEAD_CHUNK)
+                if not chunk:
+                    break
+                head += chunk
+                cut = head.find(b',"requests":')
+                if cut >= 0:
+                    data = validation.load_json(head[:cut] + b"}", str(path), ResultFileError, "JSON")
+                    if isinstance(data, dict) and "summary" in data and "telemetry" not in data:
+                        data.update(requests=[], steps={"fields": list(STEP_FIELDS), "rows": []}, telemetry={})
+                        return RunResult.from_dict(data, source=path)
+                    break
+    except (OSError, ResultFileError):
+        pass
+    return load(path)
+
+
 def find_result_files(paths: list[str | os.PathLike[str]]) -> list[Path]:
     """Expand run folders into their result files (sorted); files pass through."""
     found: list[Path] = []

@@ -178,10 +178,10 @@ def human_bytes(n: float) -> str:
     return f"{n:,.1f} PB"  # pragma: no cover
 
 
-def check_memory(need: float, what: str, fix: str, available: Callable[[], int | None] = available_memory) -> None:
-    """Refuse work whose estimated memory `need` (bytes) exceeds what the machine has available, before any
-    of it is allocated: one line with both figures and the fix."""
-    have = available()
+def check_memory(need: float, what: str, fix: str, available: Callable[[], int | None] | None = None) -> None:
+    """Refuse work whose estimated memory `need` (bytes) exceeds what the machine has available (default:
+    `available_memory()`), before any of it is allocated: one line with both figures and the fix."""
+    have = (available or available_memory)()
     if have is not None and need > have:
         raise UserError(
             f"{what} needs about {human_bytes(need)} of memory, but {human_bytes(have)} is available; {fix}"

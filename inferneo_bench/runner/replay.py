@@ -234,7 +234,8 @@ def replay(
             while deadlines and deadlines[0][0] <= now:
                 deadline, request_id = heapq.heappop(deadlines)
                 state = live[request_id]
-                if not state.ended and core.cancel(request_id, now):
+                if not state.ended:  # cancel() is False when the core already let it finish at max_tokens
+                    core.cancel(request_id, now)
                     end(state, "cancelled", deadline, f"client timeout after {options.request_timeout_s:g} s")
             if next_index >= len(specs) and active == 0:
                 break

@@ -284,19 +284,20 @@ class _Rows:
         self._t0: float | None = None
         self._in_window = 0
 
-    def past_end(self, lineno: int, t_s: float | None) -> bool:
-        """True when the reader needs no more rows: this row (arrival t_s seconds, None for length-only data)
-        lies beyond the window, or enough rows of the window were kept already. Call before keeping a row."""
+    def past_end(self, lineno: int, t: float | None, scale: float = 1.0) -> bool:
+        """True when the reader needs no more rows: this row (arrival `t` in units of `scale` seconds, None for
+        length-only data) lies beyond the window, or enough rows of the window were kept already. Call before
+        keeping a row. Times are subtracted in their own unit (integer ns stay exact)."""
         stop = self.stop
         if stop.max_rows is None and stop.duration_s is None:
             return False
         rel = 0.0
-        if t_s is not None:
+        if t is not None:
             if self._t0 is None:
-                self._t0 = t_s
-            rel = t_s - self._t0
+                self._t0 = t
+            rel = (t - self._t0) * scale
         start = stop.start_s or 0.0
-        done = (stop.duration_s is not None and t_s is not None and rel >= start + stop.duration_s) or (
+        done = (stop.duration_s is not None and t is not None and rel >= start + stop.duration_s) or (
             stop.max_rows is not None and self._in_window >= stop.max_rows
         )
         if done:
@@ -386,6 +387,7 @@ def _parse_columns(
     fmt: str,
     parsers: Sequence[tuple[str, Callable[[str, str], Any], str]],
     seconds: Callable[[list[Any]], float | None] = lambda values: None,
+    scale: float = 1.0,
 ) -> list[Any]:
     """The named columns of every data row, each through its parser (name, raw) -> value, each kept in a compact
     array of its typecode ('q' int64, 'd' float64). A bad value fails the row (error or counted skip, by `rows`).
@@ -403,7 +405,7 @@ def _parse_columns(
         except BadValue as exc:
             rows.bad(lineno, exc)
             continue
-        if rows.past_end(lineno, seconds(values)):
+        if rows.past_end(lineno, seconds(values), scale):
             break
         for column, value in zip(columns, values, strict=True):
             column.append(value)
@@ -423,7 +425,8 @@ def _read_azure(path: Path, lines: Iterator[tuple[int, str]], rows: _Rows, **_: 
         rows,
         "azure",
         [("TIMESTAMP", _datetime_ns, "q"), ("ContextTokens", _length, "q"), ("GeneratedTokens", _length, "q")],
-        lambda values: values[0] / 1e9,
+        lambda values: values[0],
+        1e-9,
     )
     arr = (
         np.frombuffer(ts, dtype=np.int64) if len(ts) else np.zeros(0, dtype=np.int64)
