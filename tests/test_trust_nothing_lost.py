@@ -159,9 +159,13 @@ def test_recover_ignores_a_torn_last_line_and_refuses_a_saved_trial(cli, tmp_pat
     code, out, err = cli("recover", str(journal))
     assert code == 0, err
     assert "ignored 1 torn last line" in out
-    journal.write_text(kept)  # the same journal again, now that the result exists
-    code, _, err = cli("recover", str(journal))
-    assert code == 2 and "already exists (the trial was saved before the run stopped)" in err
+    journal.write_text(kept)  # a journal left beside its saved result (killed between the save and the removal)
+    code, out, err = cli("recover", str(journal))
+    assert code == 0 and "already saved; removed the leftover journal" in out and not journal.exists()
+    (journal.parent / "adaptive.json").unlink()
+    journal.write_text(kept.splitlines(keepends=True)[0])  # killed while starting: a header, no workload line
+    code, out, err = cli("recover", str(journal.parent))
+    assert code == 0 and "nothing measured (killed while starting)" in out and not journal.exists()
 
 
 def test_stale_temp_files_are_cleaned(tmp_path):

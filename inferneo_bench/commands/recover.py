@@ -32,6 +32,10 @@ def recover(
             owner.lock()
     for j in journals:
         target, result, counts = journal.recover(j)
+        if result is None:
+            why = "already saved" if counts.get("already_saved") else "nothing measured (killed while starting)"
+            typer.echo(f"{target}: {why}; removed the leftover journal {j.name}")
+            continue
         s = result.summary
         typer.echo(
             f"recovered {target}: {counts['journaled']} requests from the journal, {counts['lost']} not ended "

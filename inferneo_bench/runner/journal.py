@@ -153,6 +153,10 @@ def assemble(
 # ---------------------------------------------------------------------------------------------- recovery
 
 
+class NoMeasurement(UserError):
+    """A journal cut short before its workload line: the run was killed while starting; nothing to rebuild."""
+
+
 def find_journals(path: Path) -> list[Path]:
     if path.is_dir():
         return sorted(p for p in path.glob(f"*{SUFFIX}") if not p.name.startswith("."))
@@ -167,11 +171,11 @@ def read(path: Path) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any
         raise UserError(f"{path}: cannot read the journal ({exc.strerror})") from None
     with fh:
         lines = [line for line in fh if line.strip()]
-    if len(lines) < 2:
-        raise UserError(f"{path}: not an inferneo-bench journal (fewer than two lines); nothing to recover")
-    first = validation.load_json(lines[0], f"{path}:1", what="journal header")
-    if not isinstance(first, dict) or first.get("journal") != JOURNAL_MAGIC:
+    if lines and not lines[0].startswith('{"journal":"' + JOURNAL_MAGIC + '"'):
         raise UserError(f"{path}: not an inferneo-bench journal (no '{JOURNAL_MAGIC}' header)")
+    if len(lines) < 2 or not lines[1].endswith("\n"):
+        raise NoMeasurement(f"{path}: killed before its first request; nothing was measured")
+    first = validation.load_json(lines[0], f"{path}:1", what="journal header")
     if first.get("version") != JOURNAL_VERSION:
         raise UserError(f"{path}: journal version {first.get('version')!r}; this tool reads {JOURNAL_VERSION}")
     workload = validation.load_json(lines[1], f"{path}:2", what="journal workload")
@@ -192,18 +196,21 @@ def read(path: Path) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any
     return first, workload, requests, steps, torn
 
 
-def recover(path: Path) -> tuple[Path, results.RunResult, dict[str, int]]:
+def recover(path: Path) -> tuple[Path, results.RunResult | None, dict[str, int]]:
     """Rebuild the result file of an interrupted or killed trial from its journal; returns (result path, result,
-    counts). Refuses when the result file already exists (the trial was saved; delete the journal)."""
+    counts). A journal whose result was saved (killed between the save and the journal's removal) or that holds
+    no measurement (killed while starting) is removed, and the result is None."""
     from inferneo_bench.runner.replay import quantize
 
-    first, workload, journaled, step_rows, torn = read(path)
-    target = path.with_name(str(first.get("result") or path.name.removesuffix(SUFFIX) + ".json"))
+    target = path.with_name(path.name.removesuffix(SUFFIX) + ".json")
     if target.exists():
-        raise UserError(
-            f"{path}: the result {target.name} already exists (the trial was saved before the run stopped); "
-            "delete the journal"
-        )
+        path.unlink(missing_ok=True)
+        return target, None, {"already_saved": 1}
+    try:
+        first, workload, journaled, step_rows, torn = read(path)
+    except NoMeasurement:
+        path.unlink(missing_ok=True)
+        return target, None, {"no_measurement": 1}
     header = Header(**first["header"])
     try:
         records = [RequestRecord(**{k: v for k, v in r.items() if k in _REQUEST_NAMES}) for r in journaled]
