@@ -181,6 +181,7 @@ def demo(
 
 def execute(options: Any, quiet: bool, demo_table: bool = False) -> None:
     from inferneo_bench.runner.session import run_session
+    from inferneo_bench.runner.signals import Interrupts
     from inferneo_bench.runner.summary_table import demo_summary_table, run_summary_table
 
     console = make_console(120)
@@ -198,16 +199,24 @@ def execute(options: Any, quiet: bool, demo_table: bool = False) -> None:
                 markup=False,
             )
 
-    outcomes, interrupted = run_session(options, console=None if quiet else console, on_loaded=loaded)
-    if quiet:
-        for o in outcomes:
-            typer.echo(str(o.path))
-    else:
-        console.print(demo_summary_table(outcomes) if demo_table else run_summary_table(outcomes))
-        for o in outcomes:
-            console.print(f"saved {o.path}")
+    interrupts = Interrupts()
+    with interrupts.installed():
+        outcomes, interrupted = run_session(
+            options, console=None if quiet else console, on_loaded=loaded, interrupts=interrupts
+        )
+        with interrupts.deferred():  # a signal while the outcome is printed changes nothing: all is saved
+            if quiet:
+                for o in outcomes:
+                    typer.echo(str(o.path))
+            else:
+                console.print(demo_summary_table(outcomes) if demo_table else run_summary_table(outcomes))
+                for o in outcomes:
+                    console.print(f"saved {o.path}")
+    interrupted = interrupted or (interrupts.exit_code if interrupts.requested else 0)
     if interrupted:
         saved = "partial results saved with run.status = interrupted" if outcomes else "nothing was measured"
+        if outcomes and all(o.result.run.status == "completed" for o in outcomes):
+            saved = f"stopped after {len(outcomes)} finished trial(s), all saved"
         typer.echo(f"interrupted: {saved}", err=True)
         raise typer.Exit(interrupted if interrupted is not True else 130)
 

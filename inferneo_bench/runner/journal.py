@@ -90,7 +90,8 @@ class Journal:
         self._steps.append([getattr(step, f) for f in results.STEP_FIELDS])
 
     def request(self, record: RequestRecord) -> None:
-        line: dict[str, Any] = {"request": dataclasses.asdict(record)}
+        # a plain dict of the fields (dataclasses.asdict deep-copies every ITL float: 10x slower)
+        line: dict[str, Any] = {"request": {name: getattr(record, name) for name in _REQUEST_NAMES}}
         if self._steps:
             line["steps"], self._steps = self._steps, []
         self._write(line)

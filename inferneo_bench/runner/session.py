@@ -447,18 +447,22 @@ def result_bytes(workload: Any, options: RunOptions) -> float:
 
 
 def run_session(
-    options: RunOptions, console: Any = None, on_loaded: Callable[[Any], None] | None = None
+    options: RunOptions,
+    console: Any = None,
+    on_loaded: Callable[[Any], None] | None = None,
+    interrupts: Interrupts | None = None,
 ) -> tuple[list[TrialOutcome], int]:
     """Every strategy x trial of one session, in a run folder of its own. Returns the outcomes and 0, or the
     exit code of the stop signal (130 Ctrl-C, 143 SIGTERM) when the session was stopped: the trial in progress
     is saved (status interrupted) and the session ends. `on_loaded(workload)` is called before the first
-    request (the command prints the workload's span there)."""
+    request (the command prints the workload's span there). `interrupts`: the caller's, to keep handling
+    signals while it prints the outcome."""
     from inferneo_bench.environment import capture
     from inferneo_bench.runner.progress import ReplayProgress
 
     check_options(options)
     run_id = options.run_id or new_run_id()
-    interrupts = Interrupts()
+    interrupts = interrupts or Interrupts()
     outcomes: list[TrialOutcome] = []
     with interrupts.installed(), RunDir(options.out, run_id, options.overwrite) as rundir:
         try:  # until the first request, a stop signal raises KeyboardInterrupt: nothing measured, nothing lost

