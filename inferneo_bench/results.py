@@ -285,6 +285,11 @@ def find_result_files(paths: list[str | os.PathLike[str]]) -> list[Path]:
         if p.is_dir():
             files = sorted(f for f in p.rglob("*.json") if not f.name.startswith("."))
             if not files:
+                if any(p.rglob("*.journal.jsonl")):
+                    raise ResultFileError(
+                        f"{p}: folder holds no result files, only the journal of a stopped run; rebuild the results "
+                        f"with `inferneo-bench recover {p}`"
+                    )
                 raise ResultFileError(f"{p}: folder holds no result files (*.json)")
             found.extend(files)
         elif p.is_file():

@@ -136,9 +136,10 @@ def main() -> None:
             strays += stray
             codes[code] = codes.get(code, 0) + 1
             details.append(f"{kind} #{i + 1} at {delay:.2f} s: exit {code}, {outcome} {detail}")
+        seen = ", ".join(f"{c}: {n}" for c, n in sorted(codes.items()))
         print(
             f"| {kind} | {args.tries} | {counts['result']} | {counts['recovered']} | {counts['before start']} | "
-            f"{counts['LOST']} | {strays} |",
+            f"{counts['LOST']} | {strays} | {seen} |",
             flush=True,
         )
     print("\nper try:\n" + "\n".join(details))
