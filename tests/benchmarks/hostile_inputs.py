@@ -38,7 +38,24 @@ class Table:
 
 
 def first_line(text: str) -> str:
-    for line in text.splitlines():
+    """The first non-blank line; for `check`, its verdict line and the first flagged reason instead of the table's
+    title (the first line a user reads that says anything)."""
+    lines = text.splitlines()
+    verdict = [line.strip() for line in lines if line.startswith("check: ")]
+    if verdict:
+        flagged = [
+            line.strip()
+            for line in lines
+            if re.match(
+                r"  \S+: .*(REGRESSION|INCONCLUSIVE|FAIL|missing|no "
+                r"request|worse|cannot separate)",
+                line,
+            )
+        ]
+        reasons = [line.strip() for line in lines if line.startswith("  ") and ": " in line]
+        text = " / ".join([verdict[-1], (flagged or reasons or [""])[0]])
+        return (text[:297] + "...") if len(text) > 300 else text
+    for line in lines:
         if line.strip():
             line = line.strip()
             return (line[:157] + "...") if len(line) > 160 else line
@@ -115,6 +132,7 @@ def big_result(src: Path, dst: Path, size_mb: int) -> Path:
     """A valid result file of about `size_mb` MB: a real result's head, its request records repeated."""
     data = json.loads(src.read_text())
     records = data["requests"]
+    dst.parent.mkdir(parents=True, exist_ok=True)
     with dst.open("w") as fh:
         head = {
             k: data[k]
@@ -188,7 +206,10 @@ def main() -> None:
             "t-wide.csv",
             header + '2023-11-16 18:15:46.68,"' + "9" * 140_000 + '",4\n',
         ),
-        "JSON nested 100,000 deep (trace line)": ("t-deep.jsonl", "[" * 100_000 + "]" * 100_000 + "\n"),
+        "JSON nested 100,000 deep (trace line)": (
+            "t-deep.jsonl",
+            '{"arrival_s":0,"prompt_tokens":4,"output_tokens":4}\n' + "[" * 100_000 + "]" * 100_000 + "\n",
+        ),
     }
     for label, (name, text) in cells.items():
         code, line, _ = run(cli("run", *SIM, "--workload", str(write(work / name, text)), "--out", out), work)
@@ -344,7 +365,7 @@ def main() -> None:
         ),
     )
     code, line, rss = run(cli("run", "--model", str(hostile), "--device", "cpu", "--out", out), work, measure=True)
-    t.add("4", "hostile model config.json (2.6 TB of weights)", code, line)
+    t.add("4", "hostile model config.json (hidden 65536, 1000 layers, vocab 1M)", code, line)
     memory.append(("hostile model config.json", rss, code))
     if not args.skip_big:
         trace = big_trace(work / "big-217MB.csv", 217)
