@@ -17,8 +17,10 @@ Line format (JSON, one object per line):
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,7 @@ JOURNAL_VERSION = 1
 SUFFIX = ".journal.jsonl"
 WORKLOAD_FIELDS = ("request_id", "arrival_s", "prompt_tokens", "output_tokens", "max_tokens", "priority")
 _REQUEST_NAMES = [f.name for f in dataclasses.fields(RequestRecord)]
+_STEP_ROW = operator.attrgetter(*results.STEP_FIELDS)  # a step's values as a tuple, in STEP_FIELDS order
 
 
 def journal_path(result_path: Path) -> Path:
@@ -59,7 +62,7 @@ class Journal:
     def __init__(self, path: Path, fh: TextIO | None) -> None:
         self.path = path
         self._fh = fh
-        self._steps: list[list[Any]] = []
+        self._steps: list[tuple[Any, ...]] = []
         self.error: str | None = None
 
     @classmethod
@@ -87,11 +90,16 @@ class Journal:
         return journal
 
     def step(self, step: StepRecord) -> None:
-        self._steps.append([getattr(step, f) for f in results.STEP_FIELDS])
+        self._steps.append(_STEP_ROW(step))
 
     def request(self, record: RequestRecord) -> None:
-        # a plain dict of the fields (dataclasses.asdict deep-copies every ITL float: 10x slower)
-        line: dict[str, Any] = {"request": {name: getattr(record, name) for name in _REQUEST_NAMES}}
+        # times rounded as the replay rounds them at its end (quantize: the same values, ~half the digits to
+        # encode); a plain dict, as dataclasses.asdict deep-copies every ITL float (10x slower)
+        from inferneo_bench.runner.replay import quantize
+
+        rounded = copy.copy(record)
+        quantize([rounded], [])
+        line: dict[str, Any] = {"request": {name: getattr(rounded, name) for name in _REQUEST_NAMES}}
         if self._steps:
             line["steps"], self._steps = self._steps, []
         self._write(line)
