@@ -23,11 +23,12 @@ def _parse_sets(values: list[str]) -> dict[str, str]:
 
 def run(
     strategy: str = typer.Option(
-        "adaptive",
+        None,
         "--strategy",
         "-s",
         help="fixed, adaptive, coalescing, latency, throughput, continuous, or all "
-        "(comma-separated; the seed's long names work too).",
+        "(comma-separated; the seed's long names work too) (default: adaptive; with --target: the server's).",
+        show_default=False,
     ),
     workload: str = typer.Option("default", "--workload", "-w", help="Shipped workload name or a spec/trace path."),
     model: str | None = typer.Option(
@@ -93,13 +94,46 @@ def run(
         "synchronisation than they gain, badly so on a shared machine.",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; print only the result paths."),
+    target: str | None = typer.Option(
+        None,
+        "--target",
+        help="Benchmark this OpenAI-compatible server (vLLM, SGLang, inferneo-bench serve, ...) instead of the "
+        "in-process engine, e.g. http://127.0.0.1:8000. See docs/serving.md.",
+    ),
+    api: str = typer.Option("completions", "--api", help="With --target: completions or chat."),
+    served_model: str | None = typer.Option(
+        None, "--served-model", help="With --target: the model name to request (default: the first it lists)."
+    ),
+    max_concurrency: int | None = typer.Option(
+        None, "--max-concurrency", help="With --target: at most N requests in flight (as vLLM's bench)."
+    ),
+    headers: list[str] = typer.Option(
+        [], "--header", help="With --target: extra HTTP header NAME:VALUE (repeatable; values are never stored)."
+    ),
+    api_key_env: str | None = typer.Option(
+        None, "--api-key-env", help="With --target: send 'Authorization: Bearer $VAR' (the key is never stored)."
+    ),
+    max_client_cpu: float = typer.Option(
+        0.8, "--max-client-cpu", help="Validity with --target: max share of one core the client may use."
+    ),
 ) -> None:
     """Replay a workload through batching strategies on a real model; save one result file per strategy."""
     from inferneo_bench.runner.session import RunOptions, parse_slo, resolve_strategies
     from inferneo_bench.runner.validity import ValidityRules
 
+    if target:
+        for flag, value in (("--strategy", strategy), ("--model", model), ("--profile", profile)):
+            if value is not None:
+                raise UserError(
+                    f"{flag} {value}: with --target the server decides (start it with "
+                    f"`inferneo-bench serve {flag} ...`); use --served-model to pick one of its models"
+                )
+        if engine != "torch":
+            raise UserError(f"--engine {engine}: with --target the server is the engine; drop --engine")
+    elif any(v for v in (served_model, max_concurrency, headers, api_key_env)) or api != "completions":
+        raise UserError("--api, --served-model, --max-concurrency, --header and --api-key-env need --target URL")
     options = RunOptions(
-        strategies=resolve_strategies(strategy),
+        strategies=resolve_strategies(strategy or "adaptive"),
         workload=workload,
         model=model,
         device=device,
@@ -126,11 +160,23 @@ def run(
         request_timeout_s=request_timeout,
         telemetry_interval_s=telemetry_interval,
         validity=ValidityRules(
-            min_duration, min_requests, max_arrival_lag, max_failed_pct, max_rejected_pct, max_cancelled_pct
+            min_duration_s=min_duration,
+            min_requests=min_requests,
+            max_arrival_lag_p99_ms=max_arrival_lag,
+            max_client_cpu_frac=max_client_cpu,
+            max_failed_pct=max_failed_pct,
+            max_rejected_pct=max_rejected_pct,
+            max_cancelled_pct=max_cancelled_pct,
         ),
         threads=threads,
         overwrite=overwrite,
         allow_long=allow_long,
+        target=target,
+        api=api,
+        served_model=served_model,
+        max_concurrency=max_concurrency,
+        headers=list(headers),
+        api_key_env=api_key_env,
     )
     warn_small_repeat(repeat, engine)
     execute(options, quiet=quiet)
@@ -210,6 +256,11 @@ def execute(options: Any, quiet: bool, demo_table: bool = False) -> None:
                     typer.echo(str(o.path))
             else:
                 console.print(demo_summary_table(outcomes) if demo_table else run_summary_table(outcomes))
+                if options.target:
+                    from inferneo_bench.client.session import remote_lines
+
+                    for line in remote_lines(outcomes):
+                        console.print(line, highlight=False)
                 for o in outcomes:
                     console.print(f"saved {o.path}")
     interrupted = interrupted or (interrupts.exit_code if interrupts.requested else 0)
@@ -219,6 +270,9 @@ def execute(options: Any, quiet: bool, demo_table: bool = False) -> None:
             saved = f"stopped after {len(outcomes)} finished trial(s), all saved"
         typer.echo(f"interrupted: {saved}", err=True)
         raise typer.Exit(interrupted if interrupted is not True else 130)
+    if any(o.result.run.status == "failed" for o in outcomes):
+        typer.echo("error: the server became unreachable; partial results saved with run.status = failed", err=True)
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

@@ -10,6 +10,11 @@ is not a difference.
 
 Results that differ are refused (exit 2) with every difference named; with `--force` they are compared and
 every output says so.
+
+Remote results (`run --target`, docs/serving.md) are measured on the wall clock through a real serving stack,
+as an in-process torch run is, so the two compare (our engine beside a vLLM or SGLang server, on the same
+traffic); a simulated (virtual-clock) result never compares with either. A server that does not report its
+device leaves it unknown, not different: it is left out of that rule, and a warning says so.
 """
 
 from __future__ import annotations
@@ -24,25 +29,36 @@ from inferneo_bench.errors import UserError
 from inferneo_bench.results import RunResult
 
 ALL, SERIES = "all", "series"
+WALL_CLOCK_ENGINES = ("torch", "remote")
+UNKNOWN = object()  # a value a remote server did not report: left out of its rule
 
 
-def _device(result: RunResult) -> Any:
-    return result.model.get("device_name")
+def _same(result: RunResult, value: Any) -> Any:
+    return value
+
+
+def _engine_view(result: RunResult, value: Any) -> Any:
+    return "torch or remote (wall clock)" if value in WALL_CLOCK_ENGINES else value
+
+
+def _reported_view(result: RunResult, value: Any) -> Any:
+    return UNKNOWN if value is None and result.run.engine == "remote" else value
 
 
 @dataclass(frozen=True)
 class Rule:
     label: str  # how messages name the field
-    get: Callable[[RunResult], Any]
+    get: Callable[[RunResult], Any]  # the value as recorded
     scope: str  # ALL: every result of a comparison; SERIES: the results compared as one strategy (and label)
+    view: Callable[[RunResult, Any], Any] = _same  # recorded value -> what must be equal (UNKNOWN: not checked)
 
 
 RULES: tuple[Rule, ...] = (
     Rule("workload content hash", lambda r: r.workload.get("content_hash"), ALL),
     Rule("model", lambda r: r.model.get("name"), ALL),
-    Rule("device type", lambda r: r.model.get("device_type"), ALL),
-    Rule("device", _device, ALL),
-    Rule("engine", lambda r: r.run.engine, ALL),
+    Rule("device type", lambda r: r.model.get("device_type"), ALL, _reported_view),
+    Rule("device", lambda r: r.model.get("device_name"), ALL, _reported_view),
+    Rule("engine", lambda r: r.run.engine, ALL, _engine_view),
     Rule("SLOs", lambda r: r.summary.get("slo"), ALL),
     Rule("warm-up requests", lambda r: r.summary.get("warmup_requests"), ALL),
     Rule("scheduler config", lambda r: (r.strategy or {}).get("config"), SERIES),
@@ -60,7 +76,12 @@ def _freeze(value: Any) -> str:
 
 def context(result: RunResult) -> tuple[str, ...]:
     """A hashable key of the ALL-scope fields: results with equal keys may be compared."""
-    return tuple(_freeze(rule.get(result)) for rule in RULES if rule.scope == ALL)
+    return tuple(_freeze(_viewed(rule, result)) for rule in RULES if rule.scope == ALL)
+
+
+def _viewed(rule: Rule, result: RunResult) -> Any:
+    value = rule.view(result, rule.get(result))
+    return "<not reported>" if value is UNKNOWN else value
 
 
 def _dict_differences(values: Sequence[dict[str, Any]]) -> list[str]:
@@ -82,12 +103,29 @@ def _rule_difference(rule: Rule, results: Sequence[RunResult], names: Sequence[s
                 seen.setdefault(repr(value[key]), []).append(name)
             parts.append(f"{key} " + " vs ".join(f"{v} ({_short(f)})" for v, f in seen.items()))
         return f"{rule.label} differs: " + "; ".join(parts)
-    seen = {}
-    for value, name in zip(values, names, strict=True):
-        seen.setdefault(_freeze(value), (value, []))[1].append(name)
+    seen: dict[str, tuple[list[str], list[str]]] = {}  # comparable value -> (recorded values shown, files)
+    for result, value, name in zip(results, values, names, strict=True):
+        group = rule.view(result, value)
+        if group is UNKNOWN:
+            continue
+        shown, files = seen.setdefault(_freeze(group), ([], []))
+        if repr(value) not in shown:
+            shown.append(repr(value))
+        files.append(name)
     if len(seen) < 2:
         return None
-    return f"{rule.label} differs: " + " vs ".join(f"{v!r} ({_short(f)})" for v, f in seen.values())
+    return f"{rule.label} differs: " + " vs ".join(f"{'/'.join(v)} ({_short(f)})" for v, f in seen.values())
+
+
+def unknown_notes(results: Sequence[RunResult], paths: Sequence[Path | str] | None = None) -> list[str]:
+    """A warning per remote result that did not report its device type (left out of that rule)."""
+    names = [str(p) for p in paths] if paths is not None else [series_key(r)[0] for r in results]
+    rule = next(r for r in RULES if r.label == "device type")
+    return [
+        f"warning: {name}: the server did not report its device type; check it matches the others"
+        for result, name in zip(results, names, strict=False)
+        if rule.view(result, rule.get(result)) is UNKNOWN
+    ]
 
 
 def differences(
@@ -129,8 +167,9 @@ def refuse_or_flag(diffs: Sequence[str], force: bool, what: str = "results") -> 
 
 
 def check(results: Sequence[RunResult], paths: Sequence[Path | str] | None = None, force: bool = False) -> list[str]:
-    """`compare`'s rule: refuse incomparable results; with `force`, return the warning lines instead."""
-    return refuse_or_flag(comparison_differences(results, paths), force)
+    """`compare`'s rule: refuse incomparable results; with `force`, return the warning lines instead (plus a
+    warning per remote result of unknown device type)."""
+    return refuse_or_flag(comparison_differences(results, paths), force) + unknown_notes(results, paths)
 
 
 def _short(files: list[str]) -> str:

@@ -26,7 +26,7 @@ from inferneo_bench.runner.replay import Progress, ReplayOptions, replay
 from inferneo_bench.runner.rundir import RunDir
 from inferneo_bench.runner.signals import Interrupts
 from inferneo_bench.runner.validity import ValidityRules
-from inferneo_bench.scheduler import BatchingStrategy, ConfigError, SchedulerConfig, SchedulerCore
+from inferneo_bench.scheduler import RUNNER_DEFAULTS, BatchingStrategy, ConfigError, SchedulerConfig, SchedulerCore
 
 STRATEGIES = tuple(s.value for s in BatchingStrategy)
 
@@ -79,6 +79,13 @@ class RunOptions:
     overwrite: bool = False  # clear an existing run folder first (else a non-empty one is refused)
     allow_long: bool = False  # replay a trace whose span or largest gap is far beyond the rest
     command: str = field(default_factory=lambda: _invocation())
+    # run --target URL: replay against an OpenAI-compatible server instead of the in-process engine
+    target: str | None = None
+    api: str = "completions"
+    served_model: str | None = None
+    max_concurrency: int | None = None
+    headers: list[str] = field(default_factory=list)  # NAME:VALUE, sent but never stored
+    api_key_env: str | None = None
 
 
 def _int_range(minimum: int, maximum: int = validation.INT64_MAX) -> Callable[[Any, str], Any]:
@@ -158,10 +165,11 @@ def parse_slo(text: str | None) -> dict[str, float] | None:
 
 
 def scheduler_config(overrides: dict[str, str], defaults: dict[str, Any]) -> Any:
-    """SchedulerConfig from engine-derived defaults plus --set FIELD=VALUE (typed by the field's default)."""
+    """SchedulerConfig from the runner's defaults (RUNNER_DEFAULTS, then engine-derived ones) plus --set
+    FIELD=VALUE (typed by the field's default)."""
 
     known = {f.name: f for f in dataclasses.fields(SchedulerConfig)}
-    values: dict[str, Any] = {k: v for k, v in defaults.items() if k in known}
+    values: dict[str, Any] = {k: v for k, v in {**RUNNER_DEFAULTS, **defaults}.items() if k in known}
     base = SchedulerConfig()
     for name, raw in overrides.items():
         if name not in known:
@@ -194,11 +202,16 @@ def _coerce(name: str, raw: str, default: Any, annotation: Any) -> Any:
 
 
 def _cuda_index(engine: Any) -> int | None:
-    """The CUDA device index the engine runs on, or None (CPU, simulated engine)."""
+    """The CUDA device index the engine runs on, or None (CPU, simulated engine). A plain "cuda" device means
+    the current CUDA device, which is not always 0."""
     device = str(getattr(engine, "device", "cpu"))
     if not device.startswith("cuda"):
         return None
-    return int(device.split(":")[1]) if ":" in device else 0
+    if ":" in device:
+        return int(device.split(":")[1])
+    import torch
+
+    return torch.cuda.current_device()
 
 
 def _torch_peak_mb(engine: Any) -> float | None:
@@ -220,7 +233,7 @@ def _reset_torch_peak(engine: Any) -> None:
 
 def write_requests_csv(result: results.RunResult, path: Path) -> Path:
     """Per-request CSV, written atomically (a stop never leaves half a file)."""
-    fields = [f.name for f in dataclasses.fields(results.RequestRecord) if f.name != "itl_s"]
+    fields = [f.name for f in dataclasses.fields(results.RequestRecord) if f.name not in ("itl_s", "chunk_tokens")]
     with atomic_writer(path, newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(fields)
@@ -274,10 +287,13 @@ def run_trial(
     if hasattr(engine, "reset"):
         engine.reset()
     _reset_torch_peak(engine)
+    from inferneo_bench.telemetry.nvml import cuda_device_uuid
     from inferneo_bench.telemetry.sampler import NvmlSampler
 
     journal = Journal.create(path, header, workload.requests, options.warmup)
-    sampler = NvmlSampler(_cuda_index(engine), options.telemetry_interval_s)
+    index = _cuda_index(engine)
+    uuid = None if index is None else cuda_device_uuid(index)
+    sampler = NvmlSampler(index, options.telemetry_interval_s, device_uuid=uuid)
     sampler.start(time.perf_counter())
     try:
         outcome = replay(
@@ -456,7 +472,8 @@ def run_session(
     exit code of the stop signal (130 Ctrl-C, 143 SIGTERM) when the session was stopped: the trial in progress
     is saved (status interrupted) and the session ends. `on_loaded(workload)` is called before the first
     request (the command prints the workload's span there). `interrupts`: the caller's, to keep handling
-    signals while it prints the outcome."""
+    signals while it prints the outcome. With options.target, the trials run against that server
+    (client.session)."""
     from inferneo_bench.environment import capture
     from inferneo_bench.runner.progress import ReplayProgress
 
@@ -464,6 +481,17 @@ def run_session(
     run_id = options.run_id or new_run_id()
     interrupts = interrupts or Interrupts()
     outcomes: list[TrialOutcome] = []
+    if options.target:  # against a server (client.session): same option checks, run folder and signals
+        from inferneo_bench.client.session import run_remote_session
+
+        options = dataclasses.replace(options, run_id=run_id)
+        with interrupts.installed(), RunDir(options.out, run_id, options.overwrite) as rundir:
+            rundir.open()
+            try:
+                remote, stopped = run_remote_session(options, console)
+            except KeyboardInterrupt:
+                return outcomes, interrupts.exit_code
+            return remote, (interrupts.exit_code if stopped or interrupts.requested else 0)
     with interrupts.installed(), RunDir(options.out, run_id, options.overwrite) as rundir:
         try:  # until the first request, a stop signal raises KeyboardInterrupt: nothing measured, nothing lost
             rundir.open()
