@@ -69,6 +69,7 @@ class Journal:
     def create(cls, result_path: Path, header: Header, requests: Sequence[Any], warmup: int) -> Journal:
         path = journal_path(result_path)
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             fh = path.open("w", encoding="utf-8")
         except OSError as exc:
             raise UserError(

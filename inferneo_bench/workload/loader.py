@@ -224,7 +224,10 @@ def _synthetic(
     empirical = _empirical(block, base)
     if empirical is not None:
         generated["empirical_lengths"] = empirical[1]
-    cols = synthetic.generate_columns(block, seed, empirical[0] if empirical else None)
+    try:
+        cols = synthetic.generate_columns(block, seed, empirical[0] if empirical else None)
+    except UserError as exc:  # name the spec file: the generator only knows the field
+        raise UserError(f"{path}: {exc}") from None
     generated["arrival"] = dict(block.get("arrival") or {"process": "poisson", "rate": 1.0})
     return cols, "synthetic", {}, {}
 
