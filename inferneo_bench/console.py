@@ -1,14 +1,105 @@
-"""The Rich console every command prints through."""
+"""The Rich console every command prints through, and tables that fit its width."""
 
 from __future__ import annotations
 
+import io
+import os
+import sys
+from collections.abc import Callable, Sequence
 from typing import Any
 
 
-def make_console(pipe_width: int = 120) -> Any:
-    """A terminal keeps its own width; a pipe or CI log gets `pipe_width` columns instead of Rich's 80, so
-    wide tables are not squeezed into slivers."""
+def output_width(pipe_width: int = 120) -> int:
+    """The width to print for. A terminal keeps its own (Rich reads COLUMNS too). When stdout is piped or
+    redirected: COLUMNS if set, else the width of the terminal stderr still shows (`compare ... | less`), else
+    `pipe_width` (CI logs are wider than Rich's 80)."""
+    columns = os.environ.get("COLUMNS", "").strip()
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream.isatty():
+                return os.get_terminal_size(stream.fileno()).columns
+        except (OSError, ValueError, AttributeError):
+            continue
+    return pipe_width
+
+
+def make_console(pipe_width: int = 120, stderr: bool = False) -> Any:
+    """A Console of `output_width(pipe_width)` columns on stdout (or stderr)."""
     from rich.console import Console
 
-    console = Console()
-    return console if console.is_terminal else Console(width=pipe_width)
+    return Console(width=output_width(pipe_width), stderr=stderr)
+
+
+def table_width(table: Any) -> int:
+    """The columns a Rich renderable wants when nothing constrains it."""
+    from rich.console import Console
+
+    return Console(width=100_000, file=io.StringIO()).measure(table).maximum
+
+
+def fit_columns(build: Callable[[Sequence[int]], Any], count: int, width: int) -> list[Any]:
+    """Tables that fit `width`: `build(indices)` makes a table of the key column plus the value columns
+    `indices` (of `count`). All of them when that fits; otherwise consecutive blocks, each as many columns as
+    fit (at least one), the key column repeated in every block: the way a wide data frame is wrapped."""
+    everything = list(range(count))
+    table = build(everything)
+    if count <= 1 or table_width(table) <= width:
+        return [table]
+    blocks: list[Any] = []
+    start = 0
+    while start < count:
+        end = start + 1
+        best = build(everything[start:end])
+        while end < count:
+            candidate = build(everything[start : end + 1])
+            if table_width(candidate) > width:
+                break
+            end, best = end + 1, candidate
+        blocks.append(best)
+        start = end
+    return blocks
+
+
+def human_size(num_bytes: int) -> str:
+    """1.2 MB style (decimal units, as `ls -h --si` and download sizes are quoted)."""
+    size = float(num_bytes)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} GB"
+
+
+class Activity:
+    """A transient status line (spinner, text, elapsed time) while something slow happens, e.g. writing or
+    reading a large result file; nothing when `console` is None. After the block, `elapsed` holds the seconds
+    it took, for the caller's one-line report."""
+
+    def __init__(self, console: Any, text: str) -> None:
+        self.console, self.text = console, text
+        self.elapsed = 0.0
+        self._progress: Any = None
+
+    def __enter__(self) -> Activity:
+        import time
+
+        self._start = time.perf_counter()
+        if self.console is not None:
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(
+                SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=self.console,
+                transient=True,
+            )  # fmt: skip
+            self._progress.start()
+            self._progress.add_task(self.text, total=None)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import time
+
+        if self._progress is not None:
+            self._progress.stop()
+        self.elapsed = time.perf_counter() - self._start

@@ -48,6 +48,11 @@ class ReplayProgress:
         info = f"queue {p.queue_depth:>4}  batch {p.batch_size:>3}  {rate:8.1f} tok/s"
         self._progress.update(self._task, completed=p.ended, info=info)
 
-    def __exit__(self, *exc: object) -> None:
+    def close(self) -> None:
+        """Stop redrawing (the bar stays on screen); idempotent, so the block's end may call it again."""
         if self._progress is not None:
             self._progress.stop()
+            self._progress = None
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
