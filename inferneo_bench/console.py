@@ -41,25 +41,26 @@ def table_width(table: Any) -> int:
 
 def fit_columns(build: Callable[[Sequence[int]], Any], count: int, width: int) -> list[Any]:
     """Tables that fit `width`: `build(indices)` makes a table of the key column plus the value columns
-    `indices` (of `count`). All of them when that fits; otherwise consecutive blocks, each as many columns as
-    fit (at least one), the key column repeated in every block: the way a wide data frame is wrapped."""
+    `indices` (of `count`). All of them when that fits; otherwise consecutive blocks, the key column repeated in
+    each, as few blocks as fit and as even as possible (6 columns that need two blocks: 3 + 3, not 5 + 1);
+    a block holds at least one column even when that one is too wide. The way a wide data frame is wrapped."""
     everything = list(range(count))
     table = build(everything)
     if count <= 1 or table_width(table) <= width:
         return [table]
-    blocks: list[Any] = []
+    greedy: list[list[int]] = []
     start = 0
     while start < count:
         end = start + 1
-        best = build(everything[start:end])
-        while end < count:
-            candidate = build(everything[start : end + 1])
-            if table_width(candidate) > width:
-                break
-            end, best = end + 1, candidate
-        blocks.append(best)
+        while end < count and table_width(build(everything[start : end + 1])) <= width:
+            end += 1
+        greedy.append(everything[start:end])
         start = end
-    return blocks
+    size = -(-count // len(greedy))
+    even = [everything[i : i + size] for i in range(0, count, size)]
+    if len(even) == len(greedy) and all(table_width(build(block)) <= width for block in even):
+        return [build(block) for block in even]
+    return [build(block) for block in greedy]
 
 
 def human_size(num_bytes: int) -> str:

@@ -81,7 +81,7 @@ def compare(
         from inferneo_bench.report import plots as plotting
 
         written = plotting.save_all(comp.columns, plots, svg=svg, baseline=comp.baseline)
-        typer.echo(f"wrote {len(written)} plot files: {', '.join(str(p) for p in written)}", err=True)
+        typer.echo(f"wrote {len(written)} plot files to {plots}: {', '.join(p.name for p in written)}", err=True)
 
 
 def _pick_runs(paths: list[str]) -> list[Path]:

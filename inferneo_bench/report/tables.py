@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -404,15 +405,18 @@ def legend(comp: Comparison, trials_hint: str = "median, min–max below") -> st
 
 def title(comp: Comparison) -> str:
     c = comp.context
-    return f"workload {c['workload']} · model {c['model']} on {c['device']} · engine {c['engine']}"
+    workload = re.sub(r"(sha256:[0-9a-f]{12})[0-9a-f]+", r"\1", c["workload"])  # a prefix is enough to tell
+    return f"workload {workload} · model {c['model']} on {c['device']} · engine {c['engine']}"
 
 
 def to_rich(comp: Comparison, width: int | None = None) -> Any:
     """A Rich table; colours follow each metric's direction (green better, red worse than the baseline, none
-    within the noise band). Given a `width` too narrow for it: headers and metric names break onto several
-    lines instead of being cut off, and when that is still too wide the strategy columns wrap into blocks
-    (each repeating the metric column), so that an 80-column terminal shows every figure."""
+    within the noise band). Given a `width` too narrow for it: title and legend become lines of their own,
+    rows that are n/a in every column are left out (a note says why), headers and metric names break onto
+    several lines instead of being cut off, and when that is still too wide the strategy columns wrap into
+    blocks (each repeating the metric column), so that an 80-column terminal shows every figure."""
     from rich.console import Group
+    from rich.text import Text
 
     from inferneo_bench.console import fit_columns, table_width
 
@@ -420,16 +424,8 @@ def to_rich(comp: Comparison, width: int | None = None) -> Any:
     table = _rich_table(comp, everything, compact=False)
     if width is None or table_width(table) <= width:
         return table
-    table = _rich_table(comp, everything, compact=True)
-    if table_width(table) <= width:
-        return table
     blocks = fit_columns(lambda indices: _rich_table(comp, indices, compact=True), len(comp.columns), width)
-    for i, block in enumerate(blocks):
-        if i:
-            block.title = None
-        if i < len(blocks) - 1:
-            block.caption = None
-    return Group(*blocks)
+    return Group(Text(title(comp)), *blocks, Text(legend(comp), style="dim"))
 
 
 def _short_title(metric: Metric) -> str:
@@ -443,8 +439,11 @@ def _rich_table(comp: Comparison, indices: Sequence[int] | range, compact: bool)
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=title(comp), caption=legend(comp), show_lines=True, title_justify="left")
-    table.add_column("metric", style="bold", no_wrap=not compact, overflow="fold", max_width=18 if compact else None)
+    if compact:
+        table = Table(show_lines=True)
+    else:
+        table = Table(title=title(comp), caption=legend(comp), show_lines=True, title_justify="left")
+    table.add_column("metric", style="bold", no_wrap=not compact, overflow="fold", max_width=20 if compact else None)
     for i in indices:
         col = comp.columns[i]
         header = col.header + (" (baseline)" if i == comp.baseline else "")
@@ -453,6 +452,8 @@ def _rich_table(comp: Comparison, indices: Sequence[int] | range, compact: bool)
         table.add_column(header, justify="right", overflow="fold")
     colours = {"better": "green", "worse": "red", "same": "dim"}
     for row in comp.rows:
+        if compact and all(c.value is None and c.text is None for c in row.cells):
+            continue  # n/a everywhere: a note says why
         cells = []
         for i in indices:
             cell = row.cells[i]
