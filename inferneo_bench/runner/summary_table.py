@@ -132,6 +132,7 @@ def outcome_lines(outcomes: Sequence[Any], top: int = 3) -> list[Any]:
     for status in NOT_COMPLETED:
         kinds: dict[str, Counter[str]] = {}
         example: dict[str, str] = {}
+        distinct: dict[str, set[str]] = {}
         measured: dict[str, int] = {}
         for o in outcomes:
             name = _name(o.result)
@@ -141,15 +142,16 @@ def outcome_lines(outcomes: Sequence[Any], top: int = 3) -> list[Any]:
                     kind = _pattern(r.reason)
                     kinds.setdefault(kind, Counter())[name] += 1
                     example.setdefault(kind, r.reason or "no reason recorded")
+                    distinct.setdefault(kind, set()).add(r.reason or "")
         ranked = sorted(kinds, key=lambda k: -sum(kinds[k].values()))
+        names = [_name(o.result) for o in outcomes]
         for kind in ranked[:top]:
             counts = kinds[kind]
-            names = [_name(o.result) for o in outcomes]
             if len(names) > 1 and all(counts.get(n) == counts[names[0]] for n in names):
                 who = f"{counts[names[0]]}/{measured[names[0]]} in every strategy"
             else:
                 who = ", ".join(f"{n} {c}/{measured[n]}" for n, c in counts.items())
-            varies = "#" in kind and max(counts.values()) > 1  # same kind, other numbers: one is an example
+            varies = len(distinct[kind]) > 1  # same kind, other numbers: the one shown is an example
             lines.append(
                 Text.assemble((status, styles[status]), f" {who}" + (", e.g. " if varies else ": ") + example[kind])
             )
