@@ -86,7 +86,7 @@ def test_cli_table_is_the_rich_rendering_plus_notes(cli):
 def test_golden_seed_table(cli, folder):
     comp_text = tables.render_text(seed.to_rich(seed.check_claims(load_dir(folder)[0])), width=WIDTH)
     golden(f"{folder.name}.seed.txt", comp_text)
-    code, out, _ = cli("compare", str(folder), "--seed-table", "--format", "markdown")
+    code, out, _ = cli("compare", str(folder), "--claims", "--format", "markdown")
     assert code == 0
     golden(f"{folder.name}.seed.md", out)
 
@@ -308,11 +308,11 @@ def test_seed_claims_verdicts_hand_computed():
 
 
 def test_seed_table_prints_its_definitions(cli):
-    code, out, _ = cli("compare", str(CPU), "--seed-table", "--width", "200")
+    code, out, _ = cli("compare", str(CPU), "--seed-table", "--width", "200")  # the old name still works
     assert code == 0
     assert "throughput = output_throughput: output tokens/s over the run" in out
     assert "latency = mean_e2el_ms: mean end-to-end latency per request" in out
-    data = json.loads(cli("compare", str(CPU), "--seed-table", "--format", "json")[1])
+    data = json.loads(cli("compare", str(CPU), "--claims", "--format", "json")[1])
     assert data["definitions"]["latency"]["summary_key"] == "mean_e2el_ms"
     assert {c["verdict"] for c in data["claims"] if c["metric"] == "gpu_utilization"} == {"not measurable"}
 
