@@ -1,4 +1,4 @@
-"""The Inferneo design document's claims, checked: the Inferneo design document's "Expected Improvements" against measurements.
+"""The Inferneo design document's "Expected Improvements" claims, checked against measurements.
 
 Source: the Inferneo dynamic-batching README (DYNAMIC_BATCHING_README.md of the Inferneo repository,
 section "Performance Comparison / Expected Improvements"), a table of ranges against Fixed-Size for
