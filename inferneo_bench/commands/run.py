@@ -241,7 +241,9 @@ def execute(options: Any, quiet: bool, demo_table: bool = False) -> None:
         latest = run_folders.mark_latest(run_dir.parent, run_dir.name)
         if not quiet:
             files = sum(len(o.files) for o in outcomes)
-            console.print(f"wrote {files} files to {run_dir}/; {latest} -> {run_dir.name}", highlight=False)
+            console.print(
+                f"wrote {files} file{'s' * (files != 1)} to {run_dir}/; {latest} -> {run_dir.name}", highlight=False
+            )
             console.print(f"next: inferneo-bench compare {run_dir}", style="bold", highlight=False)
     if interrupted:
         typer.echo("interrupted: partial results saved with run.status = interrupted", err=True)

@@ -18,7 +18,7 @@ from typing import Any
 
 from inferneo_bench import results
 from inferneo_bench.console import Activity, human_size
-from inferneo_bench.errors import UserError
+from inferneo_bench.errors import UserError, did_you_mean
 from inferneo_bench.fileio import disk_size
 from inferneo_bench.metrics import SLO_METRICS, summarize
 from inferneo_bench.runner.clock import VirtualClock, WallClock
@@ -27,8 +27,6 @@ from inferneo_bench.runner.validity import ValidityRules, judge
 from inferneo_bench.scheduler import BatchingStrategy, ConfigError, SchedulerConfig, SchedulerCore
 
 STRATEGIES = tuple(s.value for s in BatchingStrategy)
-
-
 SHORT_STRATEGY_NAMES = ("fixed", "adaptive", "coalescing", "latency", "throughput", "continuous")
 
 
@@ -43,8 +41,6 @@ def resolve_strategies(names: str) -> list[str]:
         try:
             out.append(BatchingStrategy.parse(raw).value)
         except ConfigError:
-            from inferneo_bench.errors import did_you_mean
-
             choices = [*SHORT_STRATEGY_NAMES, "all"]
             hint = did_you_mean(raw.strip().lower().replace("-", "_"), [*choices, *STRATEGIES])
             raise UserError(
