@@ -63,6 +63,9 @@ def fit_columns(build: Callable[[Sequence[int]], Any], count: int, width: int) -
     return [build(block) for block in greedy]
 
 
+LARGE_BYTES = 10_000_000  # result files this big get a line saying how long they took to read
+
+
 def human_size(num_bytes: int) -> str:
     """1.2 MB style (decimal units, as `ls -h --si` and download sizes are quoted)."""
     size = float(num_bytes)

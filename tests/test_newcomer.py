@@ -237,3 +237,15 @@ def test_checkpoint_digest_covers_config_and_every_safetensors_file(tmp_path):
     assert re.fullmatch(r"sha256:[0-9a-f]{64}", first)
     (tmp_path / "model-2.safetensors").write_bytes(b"b")
     assert checkpoint_digest(tmp_path) != first
+
+
+def test_large_results_get_a_line_with_size_and_time(cli, monkeypatch):
+    import inferneo_bench.console as console
+
+    code, out, err = cli("compare", str(CPU), "--format", "csv")
+    assert code == 0 and err == ""  # small files: nothing to say
+    monkeypatch.setattr(console, "LARGE_BYTES", 0)
+    code, out, err = cli("compare", str(CPU), "--format", "csv")
+    assert code == 0 and re.fullmatch(r"loaded 6 result files \(\d+\.\d kB\) in \d+\.\d s\n", err), err
+    code, out, err = cli("check", "-b", str(CPU), "-c", str(CPU))
+    assert code == 0 and re.search(r"read the baseline and current results \(\d+\.\d kB\) in \d+\.\d s", err), err

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from inferneo_bench.console import make_console
+from inferneo_bench.console import Activity, make_console
 
 _VERDICT_STYLE = {"REGRESSION": "bold red", "INCONCLUSIVE": "yellow", "IMPROVEMENT": "green", "OK": "green"}
 
@@ -50,13 +50,26 @@ def check(
 ) -> None:
     """Gate CI on performance: current trials against the baseline, per strategy and metric (exit 1: regression)."""
     from inferneo_bench import regress, run_folders
+    from inferneo_bench.console import LARGE_BYTES, human_size
+    from inferneo_bench.errors import UserError
+    from inferneo_bench.fileio import disk_size
+    from inferneo_bench.results import find_result_files
 
     baseline = [run_folders.resolve(p) for p in baseline]
     current = [run_folders.resolve(p) for p in current]
 
     specs = [regress.parse_metric(m) for m in metric]
     settings = regress.Settings(threshold=threshold / 100, noise_floor=noise_floor / 100, alpha=alpha)
-    report = regress.check(baseline, current, specs or None, settings)
+    err = make_console(120, stderr=True)
+    try:
+        total = sum(disk_size(f) for f in find_result_files([*baseline, *current]))
+    except UserError:
+        total = 0  # regress.check names the bad path
+    text = f"the baseline and current results ({human_size(total)})"
+    with Activity(err if err.is_terminal else None, f"reading {text}") as act:
+        report = regress.check(baseline, current, specs or None, settings)
+    if total >= LARGE_BYTES:  # by size, not time: the same input prints the same lines
+        err.print(f"read {text} in {act.elapsed:.1f} s", highlight=False)
     _print(report)
     if markdown is not None:
         _write(markdown, to_markdown(report))

@@ -118,18 +118,18 @@ def _pick_runs(paths: list[str]) -> list[Path]:
 
 def load_results(paths: list[Path]) -> tuple[list[Path], list]:
     """Every result file below `paths`, loaded, with a status line on stderr while it takes (size, elapsed)."""
-    from inferneo_bench.console import Activity, human_size, make_console
+    from inferneo_bench.console import LARGE_BYTES, Activity, human_size, make_console
     from inferneo_bench.fileio import disk_size
     from inferneo_bench.results import find_result_files, load
 
     files = find_result_files(paths)
-    size = human_size(sum(disk_size(f) for f in files))
+    total = sum(disk_size(f) for f in files)
     console = make_console(120, stderr=True)
-    terminal = console.is_terminal
-    with Activity(console if terminal else None, f"loading {len(files)} result files ({size})") as act:
+    text = f"{len(files)} result files ({human_size(total)})"
+    with Activity(console if console.is_terminal else None, f"loading {text}") as act:
         results = [load(p) for p in files]
-    if act.elapsed >= 1.0:
-        typer.echo(f"loaded {len(files)} result files ({size}) in {act.elapsed:.1f} s", err=True)
+    if total >= LARGE_BYTES:  # by size, not time: the same input prints the same lines
+        typer.echo(f"loaded {text} in {act.elapsed:.1f} s", err=True)
     return files, results
 
 
