@@ -188,8 +188,9 @@ def convert(
     time_scale: float | None = _OPTS["ts"],
     seed: int | None = _OPTS["seed"],
 ) -> None:
-    """Write a workload (after any replay options) as inferneo-bench JSONL: a header line, then one request
-    per line. Loading the file back gives the same requests and content hash."""
+    """Write a workload (after any replay options) as inferneo-bench JSONL, which loads back identically.
+
+    The file is a header line, then one request per line; loading it gives the same requests and content hash."""
     from inferneo_bench.workload.jsonl import write_jsonl
 
     w = _load(target, fmt, skip_bad_rows, model, num_requests, duration, rate, time_scale, seed)
