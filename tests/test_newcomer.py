@@ -249,3 +249,27 @@ def test_large_results_get_a_line_with_size_and_time(cli, monkeypatch):
     assert code == 0 and re.fullmatch(r"loaded 6 result files \(\d+\.\d kB\) in \d+\.\d s\n", err), err
     code, out, err = cli("check", "-b", str(CPU), "-c", str(CPU))
     assert code == 0 and re.search(r"read the baseline and current results \(\d+\.\d kB\) in \d+\.\d s", err), err
+
+
+def test_on_a_terminal_compare_asks_which_run(tmp_path, monkeypatch, capsys):
+    import io
+    import shutil
+    import sys
+
+    from inferneo_bench.commands import compare as compare_cmd
+
+    for name in ("run-a", "run-b"):
+        shutil.copytree(CPU, tmp_path / name)
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stdin", Tty())
+    monkeypatch.setattr(sys, "stdout", Tty())
+    asked = []
+    monkeypatch.setattr(typer, "prompt", lambda text, **kw: asked.append(text) or 2)
+    (chosen,) = compare_cmd._pick_runs([str(tmp_path)])
+    assert asked == ["Compare which run (number)"]
+    listed = [line for line in sys.stdout.getvalue().splitlines() if line.strip()[:1].isdigit()]
+    assert len(listed) == 2 and chosen == Path(listed[1].split()[1])  # the second run listed
