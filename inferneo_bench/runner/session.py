@@ -199,7 +199,7 @@ def run_trial(
     environment: dict[str, Any],
     on_progress: Callable[[Progress], None] | None = None,
     console: Any = None,
-    on_replayed: Callable[[], None] | None = None,
+    on_replayed: Callable[[int], None] | None = None,
 ) -> TrialOutcome:
 
     config = fit_to_engine(scheduler_config(options.config, {}), engine)
@@ -230,8 +230,8 @@ def run_trial(
         )
     finally:
         telemetry = sampler.stop()
-    if on_replayed is not None:
-        on_replayed()  # e.g. stop the progress bar, so that the save's status line shows below it
+    if on_replayed is not None:  # e.g. complete and stop the progress bar, so that the save's status shows below it
+        on_replayed(sum(r.status != "pending" for r in outcome.requests))
     telemetry["torch_peak_allocated_mb"] = _torch_peak_mb(engine)
     telemetry["harness"] = outcome.harness
     summary = summarize(outcome.requests, outcome.steps, telemetry, options.slo)

@@ -178,7 +178,7 @@ def validity_lines(outcomes: Sequence[Any]) -> list[Any]:
                 )
             )
     if valid:
-        who = f"all {len(valid)} results" if not lines and len(valid) > 1 else ", ".join(valid)
+        who = f"all {len(valid)} results" if not lines and len(valid) > 3 else ", ".join(valid)
         lines.append(Text.assemble(("VALID", "green"), f": {who}"))
     return lines
 
