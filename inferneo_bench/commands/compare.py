@@ -44,6 +44,8 @@ def compare(
     ),
 ) -> None:
     """Compare runs side by side: one column per strategy, changes against a baseline, best starred, plots."""
+    from rich.text import Text
+
     from inferneo_bench.errors import UserError
     from inferneo_bench.report import compat, tables
 
@@ -74,8 +76,8 @@ def compare(
         sys.stdout.write(tables.to_json(comp))
     else:
         _print(tables.to_rich(comp, width=_width(width)), width)
-        for note in comp.notes:
-            typer.echo(f"note: {note}")
+        for note in comp.notes:  # wrapped at words, like the table
+            _print(Text(f"note: {note}"), width)
 
     if plots:
         from inferneo_bench.report import plots as plotting
