@@ -74,14 +74,17 @@ def runs_below(folder: Path) -> list[RunFolder]:
 
 
 def describe_runs(runs: list[RunFolder], limit: int = 20) -> list[str]:
-    """One line per run: folder, when, how many files, size, strategies."""
+    """One line per run: folder, when, how many files, size, strategies (short names)."""
     from inferneo_bench.console import human_size
 
+    short = {"fixed_size": "fixed", "latency_optimized": "latency", "throughput_optimized": "throughput"}
+    every = {"fixed_size", "adaptive", "coalescing", "latency_optimized", "throughput_optimized", "continuous"}
     lines = []
     for r in runs[:limit]:
         when = datetime.fromtimestamp(r.modified).strftime("%Y-%m-%d %H:%M")
-        names = ", ".join(r.strategies)
-        lines.append(f"  {r.path}  {when}  {len(r.files)} files, {human_size(r.bytes)}  ({names})")
+        names = "all strategies" if set(r.strategies) == every else ", ".join(short.get(n, n) for n in r.strategies)
+        count = f"{len(r.files)} file{'s' * (len(r.files) != 1)}"
+        lines.append(f"  {r.path}  {when}  {count}, {human_size(r.bytes)}: {names}")
     if len(runs) > limit:
         lines.append(f"  ... and {len(runs) - limit} older runs")
     return lines

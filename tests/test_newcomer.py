@@ -173,10 +173,10 @@ def test_compare_on_a_folder_of_runs_lists_them_instead_of_loading(cli, tmp_path
     code, out, err = cli("compare", str(tmp_path))
     assert code == 2 and out == ""
     lines = err.splitlines()
-    assert lines[0] == f"{tmp_path} holds 2 runs (newest first):"
+    assert lines[0] == f"{tmp_path}/ holds 2 runs (newest first):"
     assert {line.split()[0] for line in lines[1:3]} == {str(tmp_path / "run-a"), str(tmp_path / "run-b")}
-    assert "6 files" in lines[1] and "continuous" in lines[1]
-    assert lines[-1].startswith(f"error: {tmp_path}: holds 2 runs, not one; compare one run folder, e.g. ")
+    assert lines[1].endswith(": all strategies") and "  6 files, " in lines[1]
+    assert lines[-1].startswith(f"error: {tmp_path}/ holds 2 runs, not one; compare one run folder, e.g. ")
     assert cli("compare", str(tmp_path / "run-a"), "--format", "csv")[0] == 0  # one run: compared
 
 

@@ -98,7 +98,7 @@ def _pick_runs(paths: list[str]) -> list[Path]:
     runs = run_folders.runs_below(resolved[0])
     if not runs:
         return resolved
-    folder = resolved[0]
+    folder = f"{str(resolved[0]).rstrip('/')}/"
     if sys.stdin.isatty() and sys.stdout.isatty():
         shown = runs[:20]
         typer.echo(f"{folder} holds {len(runs)} runs (newest first):")
@@ -113,7 +113,7 @@ def _pick_runs(paths: list[str]) -> list[Path]:
     for line in lines:
         typer.echo(line, err=True)
     raise UserError(
-        f"{folder}: holds {len(runs)} runs, not one; compare one run folder, e.g. "
+        f"{folder} holds {len(runs)} runs, not one; compare one run folder, e.g. "
         f"inferneo-bench compare {runs[0].path} (or name several folders or files explicitly)"
     )
 
