@@ -50,12 +50,14 @@ def _parse_sets(values: list[str]) -> dict[str, str]:
 
 def run(
     strategy: list[str] = typer.Option(
-        ["adaptive"],
+        [],
         "--strategy",
         "-s",
         metavar="NAME",
         help="fixed, adaptive, coalescing, latency, throughput, continuous, or all; comma-separated or repeated "
-        "(-s fixed -s continuous). The Inferneo design document's long names work too (fixed_size, ...).",
+        "(-s fixed -s continuous). The Inferneo design document's long names work too (fixed_size, ...). "
+        "(default: adaptive; with --target: the server's)",
+        show_default=False,
     ),
     workload: str = typer.Option(
         "default", "--workload", "-w", metavar="NAME|PATH", help="Shipped workload name or a spec/trace file."
@@ -151,13 +153,61 @@ def run(
     quiet: bool = typer.Option(
         False, "--quiet", "-q", help="No progress or table: the result paths on stdout, INVALID lines on stderr."
     ),
+    target: str | None = typer.Option(
+        None,
+        "--target",
+        metavar="URL",
+        help="Benchmark this OpenAI-compatible server (vLLM, SGLang, inferneo-bench serve, ...) instead of the "
+        "in-process engine, e.g. http://127.0.0.1:8000. See docs/serving.md.",
+    ),
+    api: str = typer.Option(
+        "completions", "--api", metavar="completions|chat", help="With --target: completions or chat."
+    ),
+    served_model: str | None = typer.Option(
+        None,
+        "--served-model",
+        metavar="NAME",
+        help="With --target: the model name to request (default: the first it lists).",
+    ),
+    max_concurrency: int | None = typer.Option(
+        None, "--max-concurrency", metavar="N", help="With --target: at most N requests in flight (as vLLM's bench)."
+    ),
+    headers: list[str] = typer.Option(
+        [],
+        "--header",
+        metavar="NAME:VALUE",
+        help="With --target: extra HTTP header NAME:VALUE (repeatable; values are never stored).",
+    ),
+    api_key_env: str | None = typer.Option(
+        None,
+        "--api-key-env",
+        metavar="VAR",
+        help="With --target: send 'Authorization: Bearer $VAR' (the key is never stored).",
+    ),
+    max_client_cpu: float = typer.Option(
+        0.8,
+        "--max-client-cpu",
+        metavar="SHARE",
+        help="Validity with --target: max share of one core the client may use.",
+    ),
 ) -> None:
     """Replay a workload through batching strategies on a real model (or the simulator); save the results."""
     from inferneo_bench.runner.session import RunOptions, parse_slo, resolve_strategies
     from inferneo_bench.runner.validity import ValidityRules
 
+    if target:
+        for flag, value in (("--strategy", ",".join(strategy) or None), ("--model", model), ("--profile", profile)):
+            if value is not None:
+                raise UserError(
+                    f"{flag} {value}: with --target the server decides (start it with "
+                    f"`inferneo-bench serve {flag} ...`); use --served-model to pick one of its models"
+                )
+        if engine != "torch":
+            raise UserError(f"--engine {engine}: with --target the server is the engine; drop --engine")
+    elif any(v for v in (served_model, max_concurrency, headers, api_key_env)) or api != "completions":
+        raise UserError("--api, --served-model, --max-concurrency, --header and --api-key-env need --target URL")
     options = RunOptions(
-        strategies=resolve_strategies(",".join(strategy)),
+        strategies=resolve_strategies(",".join(strategy) or "adaptive"),
         workload=workload,
         model=model,
         device=device,
@@ -183,8 +233,14 @@ def run(
         csv=csv,
         request_timeout_s=request_timeout,
         telemetry_interval_s=telemetry_interval,
-        validity=ValidityRules(min_duration, min_requests, max_arrival_lag),
+        validity=ValidityRules(min_duration, min_requests, max_arrival_lag, max_client_cpu),
         threads=threads,
+        target=target,
+        api=api,
+        served_model=served_model,
+        max_concurrency=max_concurrency,
+        headers=list(headers),
+        api_key_env=api_key_env,
     )
     execute(options, quiet=quiet)
 
@@ -236,11 +292,16 @@ def execute(options: Any, quiet: bool, demo_table: bool = False) -> None:
         width = output_width(120)
         table = demo_summary_table if demo_table else run_summary_table
         console.print(table(outcomes, width=width))
+        if options.target:
+            from inferneo_bench.client.session import remote_lines
+
+            for line in remote_lines(outcomes):
+                console.print(line, highlight=False)
     if outcomes:
         run_dir = outcomes[0].path.parent
         latest = run_folders.mark_latest(run_dir.parent, run_dir.name)
         if not quiet:
-            files = sum(len(o.files) for o in outcomes)
+            files = sum(len(o.files or [o.path]) for o in outcomes)
             console.print(
                 f"wrote {files} file{'s' * (files != 1)} to {run_dir}/; {latest} -> {run_dir.name}", highlight=False
             )
@@ -248,6 +309,9 @@ def execute(options: Any, quiet: bool, demo_table: bool = False) -> None:
     if interrupted:
         typer.echo("interrupted: partial results saved with run.status = interrupted", err=True)
         raise typer.Exit(EXIT_INTERRUPTED)
+    if any(o.result.run.status == "failed" for o in outcomes):
+        typer.echo("error: the server became unreachable; partial results saved with run.status = failed", err=True)
+        raise typer.Exit(1)
     if invalid:
         if not quiet:
             console.print(

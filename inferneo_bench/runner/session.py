@@ -24,7 +24,7 @@ from inferneo_bench.metrics import SLO_METRICS, summarize
 from inferneo_bench.runner.clock import VirtualClock, WallClock
 from inferneo_bench.runner.replay import Progress, ReplayOptions, replay
 from inferneo_bench.runner.validity import ValidityRules, judge
-from inferneo_bench.scheduler import BatchingStrategy, ConfigError, SchedulerConfig, SchedulerCore
+from inferneo_bench.scheduler import RUNNER_DEFAULTS, BatchingStrategy, ConfigError, SchedulerConfig, SchedulerCore
 
 STRATEGIES = tuple(s.value for s in BatchingStrategy)
 SHORT_STRATEGY_NAMES = ("fixed", "adaptive", "coalescing", "latency", "throughput", "continuous")
@@ -80,6 +80,13 @@ class RunOptions:
     threads: int | None = 1  # torch intra-op threads on the CPU (None: torch's default)
     validity: ValidityRules = field(default_factory=ValidityRules)
     command: str = field(default_factory=lambda: _invocation())
+    # run --target URL: replay against an OpenAI-compatible server instead of the in-process engine
+    target: str | None = None
+    api: str = "completions"
+    served_model: str | None = None
+    max_concurrency: int | None = None
+    headers: list[str] = field(default_factory=list)  # NAME:VALUE, sent but never stored
+    api_key_env: str | None = None
 
 
 @dataclass
@@ -117,10 +124,11 @@ def parse_slo(text: str | None) -> dict[str, float] | None:
 
 
 def scheduler_config(overrides: dict[str, str], defaults: dict[str, Any]) -> Any:
-    """SchedulerConfig from engine-derived defaults plus --set FIELD=VALUE (typed by the field's default)."""
+    """SchedulerConfig from the runner's defaults (RUNNER_DEFAULTS, then engine-derived ones) plus --set
+    FIELD=VALUE (typed by the field's default)."""
 
     known = {f.name: f for f in dataclasses.fields(SchedulerConfig)}
-    values: dict[str, Any] = {k: v for k, v in defaults.items() if k in known}
+    values: dict[str, Any] = {k: v for k, v in {**RUNNER_DEFAULTS, **defaults}.items() if k in known}
     base = SchedulerConfig()
     for name, raw in overrides.items():
         if name not in known:
@@ -153,11 +161,16 @@ def _coerce(name: str, raw: str, default: Any, annotation: Any) -> Any:
 
 
 def _cuda_index(engine: Any) -> int | None:
-    """The CUDA device index the engine runs on, or None (CPU, simulated engine)."""
+    """The CUDA device index the engine runs on, or None (CPU, simulated engine). A plain "cuda" device means
+    the current CUDA device, which is not always 0."""
     device = str(getattr(engine, "device", "cpu"))
     if not device.startswith("cuda"):
         return None
-    return int(device.split(":")[1]) if ":" in device else 0
+    if ":" in device:
+        return int(device.split(":")[1])
+    import torch
+
+    return torch.cuda.current_device()
 
 
 def _torch_peak_mb(engine: Any) -> float | None:
@@ -178,7 +191,7 @@ def _reset_torch_peak(engine: Any) -> None:
 
 
 def write_requests_csv(result: results.RunResult, path: Path) -> Path:
-    fields = [f.name for f in dataclasses.fields(results.RequestRecord) if f.name != "itl_s"]
+    fields = [f.name for f in dataclasses.fields(results.RequestRecord) if f.name not in ("itl_s", "chunk_tokens")]
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(fields)
@@ -209,9 +222,12 @@ def run_trial(
     if hasattr(engine, "reset"):
         engine.reset()
     _reset_torch_peak(engine)
+    from inferneo_bench.telemetry.nvml import cuda_device_uuid
     from inferneo_bench.telemetry.sampler import NvmlSampler
 
-    sampler = NvmlSampler(_cuda_index(engine), options.telemetry_interval_s)
+    index = _cuda_index(engine)
+    uuid = None if index is None else cuda_device_uuid(index)
+    sampler = NvmlSampler(index, options.telemetry_interval_s, device_uuid=uuid)
     sampler.start(time.perf_counter())
     try:
         outcome = replay(
@@ -370,7 +386,11 @@ def load_session_workload(options: RunOptions, max_model_len: int) -> tuple[Any,
 
 def run_session(options: RunOptions, console: Any = None) -> tuple[list[TrialOutcome], bool]:
     """Every strategy x trial of one session. Ctrl-C saves the trial in progress (status interrupted) and
-    stops the session."""
+    stops the session. With options.target, the trials run against that server (client.session)."""
+    if options.target:
+        from inferneo_bench.client.session import run_remote_session
+
+        return run_remote_session(options, console)
     from inferneo_bench.environment import capture
     from inferneo_bench.runner.progress import ReplayProgress
 
