@@ -48,7 +48,8 @@ def _latency_column(key: str, label: str, outcomes: Sequence[Any]) -> tuple[str,
     values = [o.result.summary.get(key) for o in outcomes]
     present = [v for v in values if v is not None]
     if present and max(present) >= SECONDS_FROM_MS:
-        return f"{label}\ns", [_f(None if v is None else v / 1000.0) for v in values]
+        secs = [None if v is None else v / 1000.0 for v in values]
+        return f"{label}\ns", [_f(v, 2 if v is not None and v < 10 else 1) for v in secs]  # 0.06 s, not 0.1
     return f"{label}\nms", [_f(v) for v in values]
 
 
