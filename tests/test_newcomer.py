@@ -273,3 +273,21 @@ def test_on_a_terminal_compare_asks_which_run(tmp_path, monkeypatch, capsys):
     assert asked == ["Compare which run (number)"]
     listed = [line for line in sys.stdout.getvalue().splitlines() if line.strip()[:1].isdigit()]
     assert len(listed) == 2 and chosen == Path(listed[1].split()[1])  # the second run listed
+
+
+def test_run_table_latency_columns_switch_to_seconds_past_10000_ms():
+    from types import SimpleNamespace
+
+    from inferneo_bench.runner.summary_table import _latency_column
+
+    def outcome(ms):
+        return SimpleNamespace(result=SimpleNamespace(summary={"p99_ttft_ms": ms}))
+
+    assert _latency_column("p99_ttft_ms", "TTFT\np99", [outcome(60.0), outcome(9_999.0)]) == (
+        "TTFT\np99\nms",
+        ["60.0", "9,999"],
+    )
+    assert _latency_column("p99_ttft_ms", "TTFT\np99", [outcome(60.0), outcome(178_400.0), outcome(None)]) == (
+        "TTFT\np99\ns",
+        ["0.06", "178.4", "-"],
+    )
