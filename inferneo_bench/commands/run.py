@@ -16,7 +16,8 @@ EXIT_INTERRUPTED = 130
 EXIT_CODES = (
     f"[bold]Exit codes[/]: 0 every result VALID; {EXIT_INVALID} saved, but some result INVALID (too short, too few "
     "requests, or the harness fell behind: the lines under the table say which); 2 bad input (nothing ran); "
-    f"{EXIT_INTERRUPTED} interrupted (Ctrl-C; the partial result is saved); 1 internal error."
+    f"{EXIT_INTERRUPTED} interrupted (Ctrl-C; the partial result is saved); 1 the --target server became "
+    "unreachable (the partial result is saved) or an internal error."
 )
 
 RUN_EPILOG = f"""\
