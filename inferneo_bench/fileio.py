@@ -133,3 +133,11 @@ def clean_stale_temps(folder: Path) -> list[Path]:
         p.unlink(missing_ok=True)
         removed.append(p)
     return removed
+
+
+def disk_size(path: str | os.PathLike[str]) -> int:
+    """Bytes of a file, or of every file below a folder."""
+    p = Path(path)
+    if p.is_dir():
+        return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+    return p.stat().st_size

@@ -6,6 +6,15 @@ from pathlib import Path
 
 import typer
 
+EPILOG = """\
+[bold]Example[/]: a run killed by SIGKILL (or the OOM killer, or a power cut) left journals in its folder:
+
+  inferneo-bench recover results/20261129-101500-ab12
+
+Requests that had not ended count as cancelled; each rebuilt result has run.status interrupted. \
+[bold]Exit codes[/]: 0 recovered (or nothing left to recover); 2 no journal or a corrupt one.
+"""
+
 
 def recover(
     path: Path = typer.Argument(..., help="A journal (<result>.journal.jsonl) or a run folder holding journals."),
@@ -45,4 +54,4 @@ def recover(
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(recover)
+    app.command(epilog=EPILOG)(recover)

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from inferneo_bench import results, validation
-from inferneo_bench.errors import UserError
-from inferneo_bench.fileio import atomic_writer
+from inferneo_bench.console import Activity, human_size
+from inferneo_bench.errors import UserError, did_you_mean
+from inferneo_bench.fileio import atomic_writer, disk_size
 from inferneo_bench.metrics import SLO_METRICS
 from inferneo_bench.runner.clock import VirtualClock, WallClock
 from inferneo_bench.runner.journal import Header, Journal, assemble
@@ -29,10 +30,12 @@ from inferneo_bench.runner.validity import ValidityRules
 from inferneo_bench.scheduler import RUNNER_DEFAULTS, BatchingStrategy, ConfigError, SchedulerConfig, SchedulerCore
 
 STRATEGIES = tuple(s.value for s in BatchingStrategy)
+SHORT_STRATEGY_NAMES = ("fixed", "adaptive", "coalescing", "latency", "throughput", "continuous")
 
 
 def resolve_strategies(names: str) -> list[str]:
-    """'all', short names and the seed's long names, comma-separated (names parsed by BatchingStrategy)."""
+    """'all', short names and the Inferneo design document's long names, comma-separated (names parsed by
+    BatchingStrategy); an unknown name is an error that suggests the nearest known one."""
     out: list[str] = []
     for raw in names.split(","):
         if raw.strip().lower() == "all":
@@ -41,8 +44,11 @@ def resolve_strategies(names: str) -> list[str]:
         try:
             out.append(BatchingStrategy.parse(raw).value)
         except ConfigError:
-            short = ", ".join(["fixed", "adaptive", "coalescing", "latency", "throughput", "continuous", "all"])
-            raise UserError(f"unknown strategy {raw.strip()!r}; choose one of: {short} (or the long names)") from None
+            choices = [*SHORT_STRATEGY_NAMES, "all"]
+            hint = did_you_mean(raw.strip().lower().replace("-", "_"), [*choices, *STRATEGIES])
+            raise UserError(
+                f"unknown strategy {raw.strip()!r}{hint}; choose one of: {', '.join(choices)} (or the long names)"
+            ) from None
     return list(dict.fromkeys(out))
 
 
@@ -134,6 +140,7 @@ def check_options(options: RunOptions) -> None:
 class TrialOutcome:
     path: Path
     result: results.RunResult
+    files: list[Path] = field(default_factory=list)  # every file written for this trial (result first)
 
 
 def _invocation() -> str:
@@ -254,6 +261,8 @@ def run_trial(
     environment: dict[str, Any],
     on_progress: Callable[[Progress], None] | None = None,
     interrupts: Interrupts | None = None,
+    console: Any = None,
+    on_replayed: Callable[[int], None] | None = None,
 ) -> TrialOutcome:
     """One replay, journalled as it runs and saved atomically at the end. A stop request (Ctrl-C, SIGTERM)
     ends the replay between steps; the partial result is saved with status `interrupted`, and no further
@@ -316,6 +325,8 @@ def run_trial(
     finally:
         telemetry = sampler.stop()
         journal.close()
+    if on_replayed is not None:  # e.g. complete and stop the progress bar, so that the save's status shows below it
+        on_replayed(sum(r.status != "pending" for r in outcome.requests))
     telemetry["torch_peak_allocated_mb"] = _torch_peak_mb(engine)
     telemetry["harness"] = outcome.harness
     if journal.error:
@@ -329,17 +340,23 @@ def run_trial(
         datetime.now(timezone.utc).isoformat(timespec="seconds"),
         {**core.stats(), **core.batching_stats()},
     )
+    files = [path]
     try:
-        results.save(result, path)
+        what = f"saving {path} ({len(outcome.requests):,} requests, {len(outcome.steps):,} steps)"
+        with Activity(console, what) as act:
+            path = results.save(result, path)
         if options.csv:
-            write_requests_csv(result, path.with_suffix(".requests.csv"))
+            files.append(write_requests_csv(result, path.with_suffix(".requests.csv")))
     except OSError as exc:
         raise UserError(
             f"{path}: cannot write the result ({exc.strerror}); every finished request is in the journal "
             f"{journal.path.name}: free some space, then `inferneo-bench recover {journal.path}`"
         ) from None
     journal.remove()
-    return TrialOutcome(path, result)
+    if console is not None:
+        also = "".join(f" + {f.name}" for f in files[1:])
+        console.print(f"saved {path} ({human_size(disk_size(path))}, {act.elapsed:.1f} s){also}", highlight=False)
+    return TrialOutcome(path, result, files)
 
 
 def fit_to_engine(config: Any, engine: Any) -> Any:
@@ -501,6 +518,11 @@ def run_session(
         try:
             workload, context = load_session_workload(options, engine.max_model_len)
             rundir.check_space(result_bytes(workload, options))
+            if console is not None:
+                from inferneo_bench.runner.summary_table import intro_lines
+
+                for line in intro_lines(engine.model_info(), workload, options, context):
+                    console.print(line)
             if on_loaded is not None:
                 on_loaded(workload)
             warm_up(engine)
@@ -531,6 +553,8 @@ def run_session(
                                 environment=environment,
                                 on_progress=progress.update,
                                 interrupts=interrupts,
+                                console=console,
+                                on_replayed=progress.close,
                             )
                         outcomes.append(outcome)
                         if outcome.result.run.status == "interrupted":
