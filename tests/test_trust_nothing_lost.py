@@ -149,7 +149,7 @@ def test_sigkill_leaves_a_recoverable_journal_and_no_temp_file(cli, tmp_path, af
     assert code == 2 and "no journals" in err
 
 
-def test_recover_ignores_a_torn_last_line_and_refuses_a_saved_trial(cli, tmp_path):
+def test_recover_ignores_a_torn_last_line_and_removes_leftover_journals(cli, tmp_path):
     status = _killed_child(cli, tmp_path, 20)
     assert os.WIFSIGNALED(status)
     journal = tmp_path / "r" / "adaptive.journal.jsonl"
