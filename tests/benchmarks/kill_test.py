@@ -12,8 +12,8 @@ replay and save all get hit), sends the signal(s), and inspects the run folder:
 - "before start": killed while loading (nothing was measured; nothing may be left but an empty folder);
 - "LOST": anything else (a journal that does not recover, a result that does not load). Must be 0.
 and counts stray `*.tmp` files after the kill (must be 0). Prints one table row per signal, with the exit
-codes seen (130/143: stopped and saved; 0: the run had finished; -15/-2: the signal came after the session had
-saved and returned, while Python exited; -9: SIGKILL).
+codes seen (130/143: stopped and saved; 0 or 4 (VALID or INVALID): the run had finished; -15/-2: the signal
+came after the session had saved and returned, while Python exited; -9: SIGKILL).
 """
 
 from __future__ import annotations
@@ -116,7 +116,9 @@ def main() -> None:
     random.seed(args.seed)
     work = Path(tempfile.mkdtemp(prefix="killtest-"))
     start = time.perf_counter()
-    subprocess.run(run_args(work / "timing", args), check=True, capture_output=True)
+    timing = subprocess.run(run_args(work / "timing", args), capture_output=True)
+    if timing.returncode not in (0, 4):  # 4: saved but INVALID (azure-conv rejects long prompts on the tiny model)
+        raise SystemExit(f"the uninterrupted run failed: {timing.stderr.decode()[-300:]}")
     length = time.perf_counter() - start
     print(f"one uninterrupted run: {length:.1f} s (kills drawn uniformly in 0.2 .. {length:.1f} s)\n")
     print(
