@@ -23,14 +23,14 @@ def compare(
     """Compare result files: one column per strategy (trials as median and min-max), deltas vs the baseline."""
     from inferneo_bench.errors import UserError
     from inferneo_bench.report import compat, tables
-    from inferneo_bench.results import find_result_files, load
+    from inferneo_bench.results import find_result_files, load_summary
 
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt}: unknown format; use one of {', '.join(FORMATS)}")
     if svg and not plots:
         raise UserError("--svg needs --plots DIR (the folder to write the plots into)")
     files = find_result_files(paths)
-    results = [load(p) for p in files]
+    results = [load_summary(p) for p in files]  # the tables need no records; plots read theirs when drawn
     warnings = compat.check(results, files, force=force)
     for line in warnings:
         typer.echo(line, err=True)

@@ -81,9 +81,15 @@ def run(
         help="torch CPU threads. 1 by default: small decode steps lose more to thread "
         "synchronisation than they gain, badly so on a shared machine.",
     ),
+    keep_steps: str = typer.Option(
+        "250000",
+        "--keep-steps",
+        help="Keep every engine step's row for runs of up to N steps; longer runs keep step aggregates "
+        "(histograms, per-second series, events). 'all': every step, whatever the length.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; print only the result paths."),
 ) -> None:
-    """Replay a workload through batching strategies on a real model; save one result file per strategy."""
+    """Replay a workload through batching strategies on a real model; save one result folder per strategy."""
     from inferneo_bench.runner.session import RunOptions, parse_slo, resolve_strategies
     from inferneo_bench.runner.validity import ValidityRules
 
@@ -116,8 +122,21 @@ def run(
         telemetry_interval_s=telemetry_interval,
         validity=ValidityRules(min_duration, min_requests, max_arrival_lag),
         threads=threads,
+        keep_steps=_parse_keep_steps(keep_steps),
     )
     execute(options, quiet=quiet)
+
+
+def _parse_keep_steps(text: str) -> int | None:
+    if text.strip().lower() == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise UserError(f"--keep-steps {text!r}: expected a number of steps (>= 0) or 'all'")
+    return value
 
 
 def demo(

@@ -23,6 +23,7 @@ from inferneo_bench.runner.clock import VirtualClock, WallClock
 from inferneo_bench.runner.replay import Progress, ReplayOptions, replay
 from inferneo_bench.runner.validity import ValidityRules, judge
 from inferneo_bench.scheduler import BatchingStrategy, ConfigError, SchedulerConfig, SchedulerCore
+from inferneo_bench.steplog import DEFAULT_KEEP_STEPS
 
 STRATEGIES = tuple(s.value for s in BatchingStrategy)
 
@@ -71,12 +72,16 @@ class RunOptions:
     request_timeout_s: float | None = None
     telemetry_interval_s: float = 0.1
     threads: int | None = 1  # torch intra-op threads on the CPU (None: torch's default)
+    keep_steps: int | None = DEFAULT_KEEP_STEPS  # per-step rows kept for runs up to this many steps (None: all)
     validity: ValidityRules = field(default_factory=ValidityRules)
     command: str = field(default_factory=lambda: _invocation())
 
 
 @dataclass
 class TrialOutcome:
+    """A saved trial: its entry folder, and the result without its records (metadata, summary, step
+    aggregates; `results.records_of(outcome.result)` reads the records back)."""
+
     path: Path
     result: results.RunResult
 
@@ -170,8 +175,10 @@ def _reset_torch_peak(engine: Any) -> None:
 
 
 def write_requests_csv(result: results.RunResult, path: Path) -> Path:
+    from inferneo_bench.fileio import atomic_writer
+
     fields = [f.name for f in dataclasses.fields(results.RequestRecord) if f.name != "itl_s"]
-    with path.open("w", newline="", encoding="utf-8") as fh:
+    with atomic_writer(path) as fh:
         writer = csv.writer(fh)
         writer.writerow(fields)
         for r in result.requests:
@@ -213,6 +220,7 @@ def run_trial(
                 max_model_len=engine.max_model_len,
                 warmup=options.warmup,
                 request_timeout_s=options.request_timeout_s,
+                keep_steps=options.keep_steps,
             ),
             gpu_utilization=sampler.latest_util if sampler.available else None,
             memory_usage=sampler.latest_mem_mb if sampler.available else None,
@@ -252,11 +260,12 @@ def run_trial(
         steps=outcome.steps,
         telemetry=telemetry,
     )
+    del outcome  # the result holds the records now; nothing else may keep them alive past the save
     name = strategy if trial is None else f"{strategy}-trial{trial}"
-    path = results.save(result, options.out / run_id / f"{name}.json")
+    path = results.save(result, options.out / run_id / name)
     if options.csv:
-        write_requests_csv(result, path.with_suffix(".requests.csv"))
-    return TrialOutcome(path, result)
+        write_requests_csv(result, path / "requests.csv")
+    return TrialOutcome(path, results.release_records(result))
 
 
 def fit_to_engine(config: Any, engine: Any) -> Any:
@@ -361,7 +370,7 @@ def run_session(options: RunOptions, console: Any = None) -> tuple[list[TrialOut
     try:
         workload, context = load_session_workload(options, engine.max_model_len)
         warm_up(engine)
-        environment = capture()
+        environment = capture(torch_runtime=options.engine == "torch")
         run_id = options.run_id or new_run_id()
         outcomes: list[TrialOutcome] = []
         trials: list[int | None] = [None] if options.repeat == 1 else list(range(1, options.repeat + 1))

@@ -27,10 +27,11 @@ ENDED = (COMPLETED, CANCELLED, FAILED, REJECTED)
 
 
 class _Seq:
-    __slots__ = ("req", "seq", "state", "generated", "prefilled", "target", "first_scheduled_s", "kv")
+    __slots__ = ("req", "rid", "seq", "state", "generated", "prefilled", "target", "first_scheduled_s", "kv")
 
     def __init__(self, req: SchedRequest) -> None:
         self.req = req
+        self.rid = req.request_id
         self.seq = -1  # queue tie-break, kept across re-queues
         self.state = WAITING
         self.generated = 0  # tokens sampled so far
@@ -58,10 +59,12 @@ class _Batch:
     decode_s: list[float] = field(default_factory=list)
     gpu: list[float] = field(default_factory=list)
     mem: list[float] = field(default_factory=list)
+    running: int = 0  # members still RUNNING (kept by SchedulerCore._end), so `done` is O(1) per step
+    by_id: dict[str, _Seq] = field(default_factory=dict)
 
     @property
     def done(self) -> bool:
-        return all(m.state != RUNNING for m in self.members)
+        return self.running == 0
 
 
 class SchedulerCore:
@@ -71,6 +74,7 @@ class SchedulerCore:
         self._live: dict[str, _Seq] = {}  # waiting, running or swapped
         self._ended: dict[str, str] = {}
         self._strategy = BatchingStrategy.parse(strategy)
+        self._static = self._strategy.is_static  # cached: read several times per step
         self._policy: StaticPolicy | None = None
         self._batch: _Batch | None = None
         self._next_batch_id = 1
@@ -114,6 +118,7 @@ class SchedulerCore:
                 f"cannot switch from {self._strategy.value} to {new.value} while {self.num_running} requests run"
             )
         self._strategy = new
+        self._static = new.is_static
         self._apply_strategy()
 
     def _apply_strategy(self) -> None:
@@ -163,7 +168,7 @@ class SchedulerCore:
             return False
         if s.state == WAITING:
             self.queue.remove(request_id)
-        elif s.state == RUNNING and self._strategy.is_static:
+        elif s.state == RUNNING and self._static:
             pass  # its slot stays in the frozen batch as an idle slot; freed with the batch
         elif s.state == RUNNING:
             self._release(s)
@@ -181,8 +186,10 @@ class SchedulerCore:
         return s.state if s is not None else self._ended.get(request_id)
 
     def _end(self, s: _Seq, state: str) -> None:
+        if s.state == RUNNING and self._static and self._batch is not None:
+            self._batch.running -= 1  # under a static strategy every running sequence is in the batch
         s.state = state
-        rid = s.req.request_id
+        rid = s.rid
         del self._live[rid]
         self._ended[rid] = state
         self._n[state] += 1
@@ -202,8 +209,8 @@ class SchedulerCore:
 
     @property
     def num_running(self) -> int:
-        if self._strategy.is_static or self._batch is not None:
-            return 0 if self._batch is None else sum(1 for m in self._batch.members if m.state == RUNNING)
+        if self._static or self._batch is not None:
+            return 0 if self._batch is None else self._batch.running
         return len(self._running) + len(self._swapped)
 
     @property
@@ -213,7 +220,7 @@ class SchedulerCore:
     # ---- planning -------------------------------------------------------------------------------------
     def plan(self, now: float) -> StepPlan | Idle:
         """The next engine step, or Idle(wake_at). Call only when the engine is free."""
-        if self._strategy.is_static:
+        if self._static:
             return self._plan_static(now)
         return self._plan_continuous(now)
 
@@ -232,14 +239,17 @@ class SchedulerCore:
         if batch is not None and batch.done:  # every member cancelled between steps
             self._finish_batch(now)
             batch = None
-        if batch is not None:
+        if batch is not None:  # a decode step of the frozen batch: the hot path of every static strategy
             seqs = [
-                SeqStep(m.req.request_id, m.length - 1, 1, True)
-                if m.state == RUNNING
-                else SeqStep(m.req.request_id, m.length - 1, 1, False, idle=True)
+                SeqStep(m.rid, m.req.prompt_tokens + m.generated - 1, 1, True)
+                if m.state is RUNNING
+                else SeqStep(m.rid, m.req.prompt_tokens + m.generated - 1, 1, False, True)
                 for m in batch.members
             ]
-            return self._take_pending(StepPlan(seqs, padded=True, batch_id=batch.batch_id))
+            plan = StepPlan(seqs, True, batch.batch_id)
+            if self._pending_free or self._pending_events:
+                self._take_pending(plan)
+            return plan
         policy = self._policy
         assert policy is not None
         ready, wake_at = policy.ready(self.queue, now)
@@ -249,11 +259,12 @@ class SchedulerCore:
         batch = _Batch(self._next_batch_id, [], policy.cap)
         self._next_batch_id += 1
         self._batch = batch
-        members, seqs = batch.members, []
+        members, by_id, seqs = batch.members, batch.by_id, []
         longest = total = 0
         for e in entries:  # flat loop: this runs for every member of every dispatched batch
             m: _Seq = e.payload
             members.append(m)
+            by_id[m.rid] = m
             m.state = RUNNING
             req = m.req
             p = req.prompt_tokens
@@ -264,6 +275,7 @@ class SchedulerCore:
             if p > longest:
                 longest = p
         n = len(members)
+        batch.running = n
         self._padding_tokens += n * longest - total
         self._n["batches"] += 1
         self._batch_sizes_sum += n
@@ -276,12 +288,13 @@ class SchedulerCore:
         batch = self._batch
         if batch is None or plan.batch_id != batch.batch_id:
             return  # a stale plan (e.g. the facade completed the batch already)
-        members = {m.req.request_id: m for m in batch.members}
+        members = batch.by_id
         for step in plan.seqs:
-            m = members.get(step.seq_id)
             if step.idle:
                 self._idle_slot_tokens += 1
-            if m is None or step.idle or m.state != RUNNING:
+                continue
+            m = members.get(step.seq_id)
+            if m is None or m.state is not RUNNING:
                 continue
             self._advance(m, step, result, finished)
         batch.step_s.append(result.step_s)
@@ -293,8 +306,8 @@ class SchedulerCore:
 
     def _advance(self, s: _Seq, step: SeqStep, result: StepResult, finished: Collection[str]) -> bool:
         """Apply one computed SeqStep; True when the sequence ended."""
-        rid = s.req.request_id
-        if rid in result.failed:
+        rid = s.rid
+        if result.failed and rid in result.failed:
             self._end(s, FAILED)
             return True
         if s.prefilled < s.target:  # still prefilling (s.decoding, inlined: this runs per sequence per step)
@@ -528,13 +541,15 @@ class SchedulerCore:
     ) -> None:
         """Report a computed step. `finished`: sequences that reached their end (e.g. EOS) after it; the core
         also ends a sequence at max_tokens. Sequences in result.failed end as failed. Utilization in percent."""
-        _check_util(gpu_utilization)
+        if gpu_utilization is not None:
+            _check_util(gpu_utilization)
         if not isinstance(finished, (set, frozenset)):
-            finished = set(finished)
+            finished = set(finished) if finished else ()
         self._n["steps"] += 1
         self._busy_s += result.step_s
-        self._note_telemetry(gpu_utilization, memory_usage)
-        if self._strategy.is_static:
+        if gpu_utilization is not None or memory_usage is not None:
+            self._note_telemetry(gpu_utilization, memory_usage)
+        if self._static:
             batch = self._batch
             if batch is not None and plan.batch_id == batch.batch_id:
                 if gpu_utilization is not None:
