@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from itertools import chain
 from typing import Any
 
 import numpy as np
 
+from inferneo_bench.result_tables import flat_floats
 from inferneo_bench.results import RequestRecord, StepRecord
 from inferneo_bench.steplog import StepLog, as_steplog
 
@@ -106,8 +106,7 @@ def summarize(
     }
     summary.update(distribution((ttft_s(r) for r in done), "ttft"))
     summary.update(distribution((t for r in done if (t := tpot_s(r)) is not None), "tpot"))
-    itl = np.fromiter(chain.from_iterable(r.itl_s for r in done), dtype=float, count=sum(len(r.itl_s) for r in done))
-    summary.update(distribution(itl, "itl"))
+    summary.update(distribution(flat_floats(r.itl_s for r in done), "itl"))
     summary.update(distribution((e2el_s(r) for r in done), "e2el"))
     summary.update(distribution((r.scheduled_s - r.arrival_s for r in done), "queue"))
     summary.update(step_figures(steps))

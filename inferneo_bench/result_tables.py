@@ -15,6 +15,7 @@ run differ little, so deltas pack into a few bits).
 from __future__ import annotations
 
 import os
+from array import array
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -54,10 +55,16 @@ def itl_to_ns(values: np.ndarray) -> np.ndarray:
     return np.rint(values * ITL_SCALE).astype(np.int64) * 100
 
 
+def flat_floats(lists: Any) -> np.ndarray:
+    """Concatenate float lists into one float64 array (array.extend runs in C: ~20 ns a value)."""
+    out = array("d")
+    for values in lists:
+        out.extend(values)
+    return np.frombuffer(out, dtype=np.float64) if len(out) else np.zeros(0)
+
+
 def requests_table(records: list[Any]) -> Any:
     """An Arrow table of RequestRecord objects (see the module docstring for the columns)."""
-    from itertools import chain
-
     pa = _pa()
     from inferneo_bench.results import RequestRecord
 
@@ -68,7 +75,7 @@ def requests_table(records: list[Any]) -> Any:
             lengths = np.fromiter((len(r.itl_s) for r in records), dtype=np.int64, count=len(records))
             offsets = np.zeros(len(records) + 1, dtype=np.int64)
             np.cumsum(lengths, out=offsets[1:])
-            flat = np.fromiter(chain.from_iterable(r.itl_s for r in records), dtype=np.float64, count=int(offsets[-1]))
+            flat = flat_floats(r.itl_s for r in records)
             values = pa.array(itl_to_ns(flat), type=pa.int64())
             arrays.append(pa.LargeListArray.from_arrays(pa.array(offsets, type=pa.int64()), values))
             schema.append(pa.field("itl_ns", pa.large_list(pa.int64()), nullable=False))

@@ -262,9 +262,8 @@ def save(result: RunResult, path: str | os.PathLike[str]) -> Path:
         else:  # a summary-only result (load_summary) saved again: its tables are still on disk
             _copy_tables(result, tmp, log.rows_kept)
         meta = result.to_dict()
-        with (tmp / RESULT_FILE).open("w", encoding="utf-8") as fh:
-            json.dump(meta, fh, separators=(",", ":"), allow_nan=False, default=_json_default)
-            fh.write("\n")
+        text = json.dumps(meta, separators=(",", ":"), allow_nan=False, default=_json_default)  # C encoder
+        (tmp / RESULT_FILE).write_text(text + "\n", encoding="utf-8")
     result.source = entry
     return entry
 

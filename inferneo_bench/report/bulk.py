@@ -8,7 +8,6 @@ columns, as numpy arrays: no object per request or per token), else from a schem
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import chain
 
 import numpy as np
 
@@ -57,7 +56,7 @@ def request_arrays(result: RunResult) -> RequestArrays:
         first_token_s=np.asarray([r.first_token_s for r in done], dtype=float),
         finish_s=np.asarray([r.finish_s for r in done], dtype=float),
         output_tokens=np.asarray([r.output_tokens for r in done], dtype=np.int64),
-        itl_s=np.fromiter(chain.from_iterable(r.itl_s for r in done), dtype=float, count=int(offsets[-1])),
+        itl_s=result_tables.flat_floats(r.itl_s for r in done),
         itl_offsets=offsets,
     )
 

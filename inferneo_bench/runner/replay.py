@@ -109,15 +109,13 @@ def _q(x: float) -> float:
 
 def quantize(records: list[RequestRecord], steps: StepLog | None = None) -> None:
     """Round recorded times once, before any metric is computed, so that the summary recomputes exactly from
-    the saved records and the files stay small (a float's shortest repr drops from ~18 to ~9 digits). The
-    step columns are rounded by `StepLog.finish` (same rule, steplog.ROUNDING)."""
+    the saved records and the files stay small. Inter-token gaps are rounded as they are recorded (one list,
+    not a second rounded copy of millions of floats); the step columns by `StepLog.finish` (same rule)."""
     for r in records:
         for name in ("arrival_s", "enqueued_s", "scheduled_s", "first_token_s", "finish_s", "arrival_lag_s"):
             value = getattr(r, name)
             if value is not None:
                 setattr(r, name, _q(value))
-        if r.itl_s:
-            r.itl_s = [round(gap * TIME_SCALE) / TIME_SCALE for gap in r.itl_s]
     if steps is not None:
         steps.finish()
 
@@ -184,6 +182,8 @@ def replay(
     interrupted = False
     virtual = clock.virtual
     perf_counter = time.perf_counter
+    clock_now, after_step = clock.now, clock.after_step
+    plan_step, run_step, complete_step = core.plan, engine.step, core.complete_step
 
     def end(state: _Live, status: str, now: float | None, reason: str | None = None) -> None:
         """The one place a request ends; one that had been handed to the scheduler stops being active."""
@@ -203,7 +203,7 @@ def replay(
     wall_start = perf_counter()
     try:
         while True:
-            now = clock.now()
+            now = clock_now()
             # 1. admit every arrival that is due
             while next_arrival <= now:
                 spec = specs[next_index]
@@ -241,7 +241,7 @@ def replay(
                 break
             # 3. plan and run one step, or wait for the next event
             plan_start = perf_counter()
-            plan = core.plan(now)
+            plan = plan_step(now)
             plan_end = perf_counter()
             if isinstance(plan, Idle):
                 wake = [t for t in (plan.wake_at,) if t is not None]
@@ -260,13 +260,13 @@ def replay(
                 continue
 
             if virtual:
-                result = engine.step(plan)
+                result = run_step(plan)
             else:
                 step_start_wall = perf_counter()
-                result = engine.step(plan)
+                result = run_step(plan)
                 step_wall += perf_counter() - step_start_wall
-            clock.after_step(result.step_s)
-            t_end = clock.now()
+            after_step(result.step_s)
+            t_end = clock_now()
             last_step_end = t_end
 
             seqs = plan.seqs
@@ -277,16 +277,17 @@ def replay(
                 elif seq.seq_id in unscheduled:
                     unscheduled.remove(seq.seq_id)
                     live[seq.seq_id].record.scheduled_s = now
-            for seq_id in plan.preempted:
-                live[seq_id].record.preemptions += 1
+            if plan.preempted:
+                for seq_id in plan.preempted:
+                    live[seq_id].record.preemptions += 1
 
             finished: list[str] = []
             tokens = result.tokens
             for seq_id in tokens:
                 state = live[seq_id]
                 produced = state.produced
-                if produced:
-                    state.itl(t_end - state.last_token_s)
+                if produced:  # the gap, rounded as every recorded time is (see quantize)
+                    state.itl(round((t_end - state.last_token_s) * TIME_SCALE) / TIME_SCALE)
                 else:
                     state.record.first_token_s = t_end
                 state.last_token_s = t_end
@@ -307,7 +308,7 @@ def replay(
 
             util = gpu_utilization() if gpu_utilization is not None else None
             memory = memory_usage() if memory_usage is not None else None
-            core.complete_step(plan, result, finished, t_end, gpu_utilization=util, memory_usage=memory)
+            complete_step(plan, result, finished, t_end, util, memory)
             if not seqs:  # a plan that only released KV: no compute, no step record
                 continue
             queue_depth = core.queue_depth

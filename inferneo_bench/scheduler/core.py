@@ -71,6 +71,7 @@ class SchedulerCore:
     def __init__(self, config: SchedulerConfig, strategy: BatchingStrategy | str) -> None:
         self.config = config
         self.queue = WaitingQueue(config.enable_priority_queue, config.priority_aging_ms)
+        self._waiting = self.queue.by_id  # its id -> entry map: len() is the queue depth, without a call
         self._live: dict[str, _Seq] = {}  # waiting, running or swapped
         self._ended: dict[str, str] = {}
         self._strategy = BatchingStrategy.parse(strategy)
@@ -205,7 +206,7 @@ class SchedulerCore:
     # ---- properties -----------------------------------------------------------------------------------
     @property
     def queue_depth(self) -> int:
-        return len(self.queue)
+        return len(self._waiting)
 
     @property
     def num_running(self) -> int:
@@ -236,7 +237,7 @@ class SchedulerCore:
     # static -------------------------------------------------------------------------------------------
     def _plan_static(self, now: float) -> StepPlan | Idle:
         batch = self._batch
-        if batch is not None and batch.done:  # every member cancelled between steps
+        if batch is not None and not batch.running:  # every member cancelled between steps
             self._finish_batch(now)
             batch = None
         if batch is not None:  # a decode step of the frozen batch: the hot path of every static strategy
@@ -288,15 +289,29 @@ class SchedulerCore:
         batch = self._batch
         if batch is None or plan.batch_id != batch.batch_id:
             return  # a stale plan (e.g. the facade completed the batch already)
-        members = batch.by_id
+        members, failed, tokens = batch.by_id, result.failed, result.tokens
+        idle = produced = 0
         for step in plan.seqs:
             if step.idle:
-                self._idle_slot_tokens += 1
+                idle += 1
                 continue
             m = members.get(step.seq_id)
             if m is None or m.state is not RUNNING:
                 continue
-            self._advance(m, step, result, finished)
+            if failed or m.prefilled < m.target or not step.samples:
+                self._advance(m, step, result, finished)  # the general rule
+                continue
+            # a decode that sampled, nothing failed: _advance's rule, inlined (every member, every step)
+            rid = m.rid
+            if rid not in tokens:
+                self._end(m, FAILED)
+                continue
+            m.generated += 1
+            produced += 1
+            if rid in finished or m.generated >= m.req.max_tokens:
+                self._end(m, COMPLETED)
+        self._idle_slot_tokens += idle
+        self._output_tokens += produced
         batch.step_s.append(result.step_s)
         if batch.prefilled:
             batch.decode_s.append(result.step_s)
@@ -543,8 +558,10 @@ class SchedulerCore:
         also ends a sequence at max_tokens. Sequences in result.failed end as failed. Utilization in percent."""
         if gpu_utilization is not None:
             _check_util(gpu_utilization)
-        if not isinstance(finished, (set, frozenset)):
-            finished = set(finished) if finished else ()
+        if not finished:
+            finished = ()
+        elif not isinstance(finished, (set, frozenset)):
+            finished = set(finished)
         self._n["steps"] += 1
         self._busy_s += result.step_s
         if gpu_utilization is not None or memory_usage is not None:

@@ -164,6 +164,11 @@ class WaitingQueue:
     def __len__(self) -> int:
         return len(self._by_id)
 
+    @property
+    def by_id(self) -> dict[str, Entry]:
+        """The waiting entries by request id (read-only for callers; the same dict for the queue's life)."""
+        return self._by_id
+
     def __contains__(self, request_id: str) -> bool:
         return request_id in self._by_id
 
