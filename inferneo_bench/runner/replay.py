@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from inferneo_bench.results import RequestRecord
 from inferneo_bench.runner.clock import Clock
-from inferneo_bench.steplog import DEFAULT_KEEP_STEPS, StepLog
+from inferneo_bench.steplog import DEFAULT_KEEP_STEPS, ROW, StepLog
 from inferneo_bench.steps import Engine, Idle, StepPlan, StepResult
 
 
@@ -166,7 +166,7 @@ def replay(
         live[spec.request_id] = _Live(record, min(spec.output_tokens, spec.max_tokens))
 
     steps = StepLog(options.keep_steps)
-    (add_start, add_batch_id, add_size, add_new, add_padded, add_ms, add_us, add_depth, add_idle) = steps.appenders()
+    step_rows, pack_row = steps.rows, ROW.pack  # the log's bytearray (emptied in place when it folds)
     rows, fold_at = 0, steps.fold_at
     deadlines: list[tuple[float, str]] = []
     unscheduled: set[str] = set()  # admitted, never yet in a step
@@ -312,20 +312,23 @@ def replay(
             if not seqs:  # a plan that only released KV: no compute, no step record
                 continue
             queue_depth = core.queue_depth
-            add_start(now)
-            add_batch_id(-1 if plan.batch_id is None else plan.batch_id)
-            add_size(len(seqs))
-            add_new(result.useful_tokens)
-            add_padded(result.padded_tokens)
-            add_ms(result.step_s * 1000.0)
-            add_us((plan_end - plan_start) * 1e6)
-            add_depth(queue_depth)
-            add_idle(idle_slots)
+            batch_id = plan.batch_id
+            step_rows += pack_row(
+                now,
+                -1 if batch_id is None else batch_id,
+                len(seqs),
+                result.useful_tokens,
+                result.padded_tokens,
+                result.step_s * 1000.0,
+                (plan_end - plan_start) * 1e6,
+                queue_depth,
+                idle_slots,
+            )
             if plan.events:
                 for text in plan.events:
                     steps.add_event(text)
             rows += 1
-            if rows >= fold_at:  # past the keep limit: fold the rows into aggregates (same arrays, emptied)
+            if rows >= fold_at:  # past the keep limit: fold the rows into aggregates (same bytearray, emptied)
                 steps.fold_if_due()
                 rows, fold_at = len(steps), steps.fold_at
             if on_progress is not None and plan_end - last_progress >= PROGRESS_EVERY_S:

@@ -13,6 +13,7 @@ slots) until every member ended; the batch's KV is freed in the next plan. Conti
 from __future__ import annotations
 
 import heapq
+from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
@@ -80,6 +81,7 @@ class SchedulerCore:
         self._batch: _Batch | None = None
         self._next_batch_id = 1
         self._running: dict[str, _Seq] = {}  # continuous: admission order
+        self._running_priorities: Counter[int] = Counter()  # continuous: running sequences per priority
         self._swapped: list[tuple[float, float, int, _Seq]] = []  # continuous swap mode: heap by queue key
         self._kv_used = 0
         self._pending_free: list[str] = []
@@ -315,8 +317,9 @@ class SchedulerCore:
         batch.step_s.append(result.step_s)
         if batch.prefilled:
             batch.decode_s.append(result.step_s)
-        batch.prefilled = True
-        if batch.done:
+        else:
+            batch.prefilled = True
+        if not batch.running:
             self._finish_batch(now)
 
     def _advance(self, s: _Seq, step: SeqStep, result: StepResult, finished: Collection[str]) -> bool:
@@ -406,8 +409,15 @@ class SchedulerCore:
         return len(self._running) < self.config.max_num_seqs and self._kv_used + s.kv <= self.config.kv_cache_tokens
 
     def _release(self, s: _Seq) -> None:
-        del self._running[s.req.request_id]
+        del self._running[s.rid]
         self._kv_used -= s.kv
+        self._running_priorities[s.req.priority] -= 1
+
+    def _admit_running(self, s: _Seq) -> None:
+        s.state = RUNNING
+        self._running[s.rid] = s
+        self._kv_used += s.kv
+        self._running_priorities[s.req.priority] += 1
 
     def _plan_continuous(self, now: float) -> StepPlan | Idle:
         cfg = self.config
@@ -425,16 +435,14 @@ class SchedulerCore:
             if not self._fits(s):
                 break
             heapq.heappop(self._swapped)
-            s.state = RUNNING
-            self._running[s.req.request_id] = s
-            self._kv_used += s.kv
-            plan.swap_in.append(s.req.request_id)
+            self._admit_running(s)
+            plan.swap_in.append(s.rid)
         seqs = plan.seqs
         append = seqs.append
         prefilling: list[_Seq] = []
         for s in self._running.values():  # hot: every running sequence, every step (properties inlined)
             if s.prefilled >= s.target:
-                append(SeqStep(s.req.request_id, s.req.prompt_tokens + s.generated - 1, 1, True))
+                append(SeqStep(s.rid, s.req.prompt_tokens + s.generated - 1, 1, True))
             else:
                 prefilling.append(s)
         budget = cfg.max_waiting_tokens - len(seqs)
@@ -460,9 +468,8 @@ class SchedulerCore:
             if chunk == 0:
                 break
             self.queue.pop()
-            s.state, s.prefilled, s.target = RUNNING, 0, target
-            self._running[s.req.request_id] = s
-            self._kv_used += s.kv
+            s.prefilled, s.target = 0, target
+            self._admit_running(s)
             self._scheduled(s, now)
             seqs.append(SeqStep(s.req.request_id, 0, chunk, chunk == target))
             budget -= chunk
@@ -499,6 +506,8 @@ class SchedulerCore:
         hs = self._live[head.req.request_id]
         if self._fits(hs):
             return
+        if not any(n for p, n in self._running_priorities.items() if p < hs.req.priority):
+            return  # no running sequence of lower priority: no candidate, nothing to preempt (saves a scan)
         cfg = self.config
         candidates = sorted(
             (s for s in self._running.values() if s.req.priority < hs.req.priority and head.key < self._key(s)),
@@ -535,14 +544,29 @@ class SchedulerCore:
         return (k1, k2, s.seq)
 
     def _complete_continuous(self, plan: StepPlan, result: StepResult, finished: Collection[str]) -> None:
+        running, failed, tokens = self._running, result.failed, result.tokens
+        produced = 0
         for step in plan.seqs:
-            s = self._running.get(step.seq_id)
-            if s is None or s.state != RUNNING:
+            s = running.get(step.seq_id)
+            if s is None or s.state is not RUNNING:
                 continue  # cancelled or preempted while the step ran
-            if self._advance(s, step, result, finished):
-                self._kv_used -= s.kv
-                del self._running[step.seq_id]
+            if failed or s.prefilled < s.target or not step.samples:
+                ended = self._advance(s, step, result, finished)  # the general rule
+            else:  # a decode that sampled, nothing failed: _advance's rule, inlined (every sequence, every step)
+                rid = s.rid
+                if rid not in tokens:
+                    self._end(s, FAILED)
+                    ended = True
+                else:
+                    s.generated += 1
+                    produced += 1
+                    ended = rid in finished or s.generated >= s.req.max_tokens
+                    if ended:
+                        self._end(s, COMPLETED)
+            if ended:
+                self._release(s)
                 self._pending_free.append(step.seq_id)
+        self._output_tokens += produced
 
     # ---- completion -----------------------------------------------------------------------------------
     def complete_step(
@@ -566,13 +590,13 @@ class SchedulerCore:
         self._busy_s += result.step_s
         if gpu_utilization is not None or memory_usage is not None:
             self._note_telemetry(gpu_utilization, memory_usage)
-        if self._static:
             batch = self._batch
-            if batch is not None and plan.batch_id == batch.batch_id:
+            if self._static and batch is not None and plan.batch_id == batch.batch_id:
                 if gpu_utilization is not None:
                     batch.gpu.append(gpu_utilization)
                 if memory_usage is not None:
                     batch.mem.append(memory_usage)
+        if self._static:
             self._complete_static(plan, result, finished, now)
         else:
             self._complete_continuous(plan, result, finished)
