@@ -264,6 +264,7 @@ class SchedulerCore:
         self._batch = batch
         members, by_id, seqs = batch.members, batch.by_id, []
         longest = total = 0
+        wait_sum, wait_n, wait_max = self._wait_sum, self._wait_n, self._wait_max
         for e in entries:  # flat loop: this runs for every member of every dispatched batch
             m: _Seq = e.payload
             members.append(m)
@@ -271,12 +272,20 @@ class SchedulerCore:
             m.state = RUNNING
             req = m.req
             p = req.prompt_tokens
-            if m.first_scheduled_s is None:
-                self._scheduled(m, now)
-            seqs.append(SeqStep(req.request_id, 0, p, True))
+            if m.first_scheduled_s is None:  # _scheduled, inlined
+                m.first_scheduled_s = now
+                wait = now - req.arrival_s
+                if wait < 0.0:
+                    wait = 0.0
+                wait_sum += wait
+                wait_n += 1
+                if wait > wait_max:
+                    wait_max = wait
+            seqs.append(SeqStep(m.rid, 0, p, True))
             total += p
             if p > longest:
                 longest = p
+        self._wait_sum, self._wait_n, self._wait_max = wait_sum, wait_n, wait_max
         n = len(members)
         batch.running = n
         self._padding_tokens += n * longest - total
