@@ -108,12 +108,14 @@ def summarize(
     summary.update(distribution((t for r in done if (t := tpot_s(r)) is not None), "tpot"))
     summary.update(distribution(flat_floats(r.itl_s for r in done), "itl"))
     summary.update(distribution((e2el_s(r) for r in done), "e2el"))
-    summary.update(distribution((r.scheduled_s - r.arrival_s for r in done), "queue"))
+    summary.update(distribution((r.scheduled_s - r.arrival_s for r in done if r.scheduled_s is not None), "queue"))
     summary.update(step_figures(steps))
     summary["preemptions"] = sum(r.preemptions for r in measured)
     summary["end_reasons"] = dict(sorted(Counter(r.reason for r in measured if r.status != "completed").items()))
     summary.update(telemetry_figures(telemetry or {}, total_out))
     summary.update(harness_figures(measured, telemetry or {}))
+    if any(r.sent_prompt_tokens is not None for r in requests):  # a remote run (`run --target`)
+        summary.update(serving_figures(measured, done, telemetry or {}))
     return summary
 
 
@@ -162,4 +164,28 @@ def harness_figures(requests: Sequence[RequestRecord], telemetry: dict[str, Any]
         "arrival_lag_p99_ms": float(np.percentile(lags, 99)) if lags.size else None,
         "arrival_lag_max_ms": float(lags.max()) if lags.size else None,
         "harness_overhead_frac": (harness_s / wall_s) if wall_s and harness_s is not None else None,
+    }
+
+
+def serving_figures(
+    measured: Sequence[RequestRecord], done: Sequence[RequestRecord], telemetry: dict[str, Any]
+) -> dict[str, float | None]:
+    """The summary keys of a remote run (`run --target`; in-process summaries do not have them).
+    TTFT overhead = client TTFT - the server's own engine-side TTFT, per completed request whose server reports
+    one: what HTTP, tokenisation, SSE framing and the network add. Client CPU = the client's event-loop CPU
+    time over the run's wall time. Tokens per chunk: the mean tokens a streamed token chunk carried."""
+    harness = telemetry.get("harness") or {}
+    wall_s, cpu_s = harness.get("wall_s"), harness.get("client_cpu_s")
+    overhead = (
+        np.asarray([ttft_s(r) - r.server_ttft_s for r in done if r.server_ttft_s is not None], dtype=float) * 1000.0
+    )
+    chunks = sum(len(r.chunk_tokens) for r in done)
+    return {
+        "ttft_overhead_mean_ms": float(overhead.mean()) if overhead.size else None,
+        "ttft_overhead_p50_ms": float(np.percentile(overhead, 50)) if overhead.size else None,
+        "ttft_overhead_p99_ms": float(np.percentile(overhead, 99)) if overhead.size else None,
+        "ttft_overhead_min_ms": float(overhead.min()) if overhead.size else None,
+        "mean_tokens_per_chunk": (sum(sum(r.chunk_tokens) for r in done) / chunks) if chunks else None,
+        "usage_mismatches": sum(r.usage_mismatch is not None for r in measured),
+        "client_cpu_frac": (cpu_s / wall_s) if wall_s and cpu_s is not None else None,
     }

@@ -26,8 +26,6 @@ from inferneo_bench.steplog import COLUMNS as STEP_COLUMNS
 from inferneo_bench.steplog import StepLog
 
 ITL_SCALE = 1e7  # the replay's time quantum is 0.1 us: gap = k / 1e7 s, stored as k * 100 ns
-_INT_TYPES = {"prompt_tokens", "output_tokens", "target_output_tokens", "max_tokens", "priority", "preemptions"}
-_TIME_FIELDS = ("arrival_s", "enqueued_s", "arrival_lag_s", "scheduled_s", "first_token_s", "finish_s")
 
 
 def _pa() -> Any:
@@ -63,49 +61,74 @@ def flat_floats(lists: Any) -> np.ndarray:
     return np.frombuffer(out, dtype=np.float64) if len(out) else np.zeros(0)
 
 
+def _request_columns() -> list[tuple[str, str, bool]]:
+    """(field, kind, nullable) for every RequestRecord field in order, kind one of int, float, bool, str,
+    list_int (from the field's annotation, so a field added to RequestRecord gets its column), or itl."""
+    from typing import get_type_hints
+
+    from inferneo_bench.results import RequestRecord
+
+    hints = get_type_hints(RequestRecord)
+    out = []
+    for f in fields(RequestRecord):
+        if f.name == "itl_s":
+            out.append((f.name, "itl", False))  # stored as itl_ns
+            continue
+        text = str(hints[f.name])
+        nullable = "None" in text
+        if "list" in text:
+            kind = "list_int"
+        elif "bool" in text:
+            kind = "bool"
+        elif "int" in text:
+            kind = "int"
+        elif "float" in text:
+            kind = "float"
+        else:
+            kind = "str"
+        out.append((f.name, kind, nullable))
+    return out
+
+
 def requests_table(records: list[Any]) -> Any:
     """An Arrow table of RequestRecord objects (see the module docstring for the columns)."""
     pa = _pa()
-    from inferneo_bench.results import RequestRecord
-
-    names = [f.name for f in fields(RequestRecord)]
+    types = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "str": pa.string()}
     arrays, schema = [], []
-    for name in names:
-        if name == "itl_s":
+    for name, kind, nullable in _request_columns():
+        if kind == "itl":
             lengths = np.fromiter((len(r.itl_s) for r in records), dtype=np.int64, count=len(records))
             offsets = np.zeros(len(records) + 1, dtype=np.int64)
             np.cumsum(lengths, out=offsets[1:])
-            flat = flat_floats(r.itl_s for r in records)
-            values = pa.array(itl_to_ns(flat), type=pa.int64())
+            values = pa.array(itl_to_ns(flat_floats(r.itl_s for r in records)), type=pa.int64())
             arrays.append(pa.LargeListArray.from_arrays(pa.array(offsets, type=pa.int64()), values))
             schema.append(pa.field("itl_ns", pa.large_list(pa.int64()), nullable=False))
             continue
         column = [getattr(r, name) for r in records]
-        if name in _INT_TYPES:
-            typ = pa.int64()
-        elif name in _TIME_FIELDS:
-            typ = pa.float64()
-        elif name == "warmup":
-            typ = pa.bool_()
+        if kind == "list_int":
+            arrays.append(pa.array(column, type=pa.large_list(pa.int64())))
+            schema.append(pa.field(name, pa.large_list(pa.int64()), nullable=False))
         else:
-            typ = pa.string()
-        arrays.append(pa.array(column, type=typ))
-        schema.append(pa.field(name, typ, nullable=name in ("reason", *_TIME_FIELDS[1:])))
+            arrays.append(pa.array(column, type=types[kind]))
+            schema.append(pa.field(name, types[kind], nullable=nullable or kind == "str"))
     return pa.Table.from_arrays(arrays, schema=pa.schema(schema))
 
 
 def write_requests(records: list[Any], path: Path) -> None:
-    _write(requests_table(records), path, delta=["itl_ns", *sorted(_INT_TYPES)])
+    ints = [name for name, kind, _ in _request_columns() if kind in ("int", "list_int")]
+    _write(requests_table(records), path, delta=["itl_ns", *ints])
 
 
 def read_requests(path: str | os.PathLike[str]) -> list[Any]:
-    """RequestRecord objects back from requests.parquet (itl_s as lists of float seconds)."""
+    """RequestRecord objects back from requests.parquet (itl_s as lists of float seconds). A column the file
+    lacks (a field newer than the file) keeps the field's default; a column the tool does not know is ignored."""
     import pyarrow.parquet as pq
 
     from inferneo_bench.results import RequestRecord
 
     table = pq.read_table(path)
-    names = [f.name for f in fields(RequestRecord) if f.name != "itl_s"]
+    present = set(table.column_names)
+    names = [name for name, kind, _ in _request_columns() if kind != "itl" and name in present]
     columns = {name: table.column(name).to_pylist() for name in names}
     flat, offsets = list_column(table.column("itl_ns"))
     gaps = (flat / 1e9).tolist()
@@ -139,7 +162,7 @@ def read_request_columns(path: str | os.PathLike[str], columns: list[str]) -> di
         col = table.column(name)
         if name == "itl_ns":
             out["itl_ns"], out["itl_offsets"] = list_column(col)
-        elif name in _TIME_FIELDS:
+        elif col.type == _pa().float64():
             out[name] = col.to_numpy(zero_copy_only=False).astype(np.float64)  # nulls -> nan
         else:
             out[name] = col.to_numpy(zero_copy_only=False)

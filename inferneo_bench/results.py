@@ -76,6 +76,14 @@ class RequestRecord:
     itl_s: list[float] = field(default_factory=list)  # gaps between consecutive output tokens
     preemptions: int = 0
     warmup: bool = False  # excluded from metrics
+    # Remote runs (`run --target`) only; these keep their defaults in-process. See docs/serving.md.
+    sent_prompt_tokens: int | None = None  # the workload's prompt length as sent; prompt_tokens = the server's count
+    chunk_tokens: list[int] = field(
+        default_factory=list
+    )  # tokens per streamed chunk: first chunk, then one per ITL gap
+    server_ttft_s: float | None = None  # the server's own engine-side TTFT, when it reports one (`serve` does)
+    client_queue_s: float | None = None  # --max-concurrency: wait for a slot (arrival_s is when it got one)
+    usage_mismatch: str | None = None  # the server counted other token numbers than the workload asked for
 
 
 @dataclass

@@ -68,7 +68,7 @@ def test_static_batch_steps_padding_idle_slots_and_free() -> None:
     assert p4.free == ["a", "b"] and p4.batch_id == 2 and steps(p4) == [("c", 0, 4, True)]
     bs = core.batching_stats()
     assert bs["padding_tokens"] == 3 and bs["idle_slot_tokens"] == 1
-    assert bs["avg_tpot_ms"] == pytest.approx(10.0) and bs["avg_latency"] == pytest.approx(0.03)
+    assert bs["avg_tpot_ms"] == pytest.approx(10.0) and core.stats()["avg_batch_time_s"] == pytest.approx(0.03)
 
 
 def test_latency_optimized_dispatches_at_once_half_cap_half_budget() -> None:
@@ -112,7 +112,8 @@ def test_coalescing_buckets_are_reported() -> None:
     core = SchedulerCore(SchedulerConfig(bucket_width_tokens=64, max_queue_delay_ms=100), "coalescing")
     for i, p in enumerate([10, 70, 80, 300]):
         core.add(SchedRequest(f"r{i}", p, 4, arrival_s=0.0), 0.0)
-    assert core.batching_stats()["coalescing_buckets"] == {"0-63": 1, "64-127": 2, "256-319": 1}
+    bs = core.batching_stats()
+    assert bs["coalescing_bucket_depths"] == {"0-63": 1, "64-127": 2, "256-319": 1} and bs["coalescing_buckets"] == 3
 
 
 # ---- adaptive ---------------------------------------------------------------------------------------------
@@ -151,7 +152,7 @@ def test_adaptive_aimd_on_target_tpot_with_reasons() -> None:
     plan = core.plan(now)
     assert plan.events == ["cap 2->4: batch tpot 30.0ms met target 50ms, gpu util 40% < 60%"]
     bs = core.batching_stats()
-    assert bs["batch_cap"] == 4 and bs["avg_gpu_utilization"] == pytest.approx(40.0)
+    assert bs["batch_cap"] == 4 and bs["avg_gpu_util_pct"] == pytest.approx(40.0)
     assert bs["cap_changes"] == [
         "cap 2->3: batch tpot 40.0ms met target 50ms",
         "cap 3->2: batch tpot 60.0ms missed target 50ms",

@@ -39,6 +39,15 @@ def fake_pynvml(energy_mj: list[int]) -> types.ModuleType:
     m.nvmlDeviceGetClockInfo = lambda h, kind: 1980
     m.nvmlDeviceGetTemperature = lambda h, kind: 61
     m.nvmlDeviceGetCurrentClocksEventReasons = unsupported
+    m.nvmlDeviceGetUUID = lambda h: b"GPU-" + f"{int(h[1:]):08x}-0000-0000-0000-000000000000".encode()
+    return m
+
+
+def two_gpus(energy_mj: list[int]) -> types.ModuleType:
+    """NVML sees two GPUs (PCI order); the second is named differently so a test can tell which was read."""
+    m = fake_pynvml(energy_mj)
+    m.nvmlDeviceGetCount = lambda: 2
+    m.nvmlDeviceGetName = lambda h: b"NVIDIA H100 80GB HBM3" if h == "h0" else b"NVIDIA H200"
     return m
 
 
@@ -82,3 +91,53 @@ def test_no_nvml_means_null_figures_with_a_reason(monkeypatch):
     assert telemetry["samples"] == [] and telemetry["reason"] == "NVML Shared Library Not Found"
     assert all(v is None for v in telemetry_figures(telemetry, 10).values())
     assert NvmlSampler(device_index=None).reason == "not running on a CUDA device"
+
+
+def test_sampler_finds_the_cuda_device_by_uuid_not_by_index(monkeypatch):
+    # CUDA_VISIBLE_DEVICES=1: CUDA's device 0 is NVML's device 1; torch gives the UUID without 'GPU-'
+    monkeypatch.setitem(sys.modules, "pynvml", two_gpus([0, 0]))
+    sampler = NvmlSampler(device_index=0, interval_s=3600, device_uuid="00000001-0000-0000-0000-000000000000")
+    assert sampler.available and sampler.device_name == "NVIDIA H200"
+    assert sampler.stop()["device_uuid"] == "00000001-0000-0000-0000-000000000000"
+    # upper case and the 'GPU-' prefix are the same UUID
+    same = NvmlSampler(device_index=0, interval_s=3600, device_uuid="GPU-00000001-0000-0000-0000-000000000000".upper())
+    assert same.device_name == "NVIDIA H200"
+    # without a UUID (torch could not say) the index is all there is
+    assert NvmlSampler(device_index=0, interval_s=3600).device_name == "NVIDIA H100 80GB HBM3"
+
+
+def test_sampler_refuses_a_uuid_nvml_does_not_know(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynvml", two_gpus([0]))
+    sampler = NvmlSampler(device_index=0, device_uuid="MIG-1234")
+    assert not sampler.available
+    assert "no NVML device has the UUID MIG-1234 of CUDA device 0" in sampler.reason
+    telemetry = sampler.stop()
+    assert telemetry["samples"] == [] and all(v is None for v in telemetry_figures(telemetry, 10).values())
+
+
+def test_a_counter_the_binding_lacks_is_null_with_the_reason(monkeypatch):
+    nvml = fake_pynvml([5_000, 6_000])
+    del nvml.nvmlDeviceGetCurrentClocksEventReasons  # an nvidia-ml-py older than the call
+
+    def broken_temperature(h, kind):
+        raise TypeError("bad argument")
+
+    nvml.nvmlDeviceGetTemperature = broken_temperature
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    sampler = NvmlSampler(device_index=0, interval_s=3600)
+    sampler.start()
+    telemetry = sampler.stop()
+    assert [s["throttle_reasons"] for s in telemetry["samples"]] == [None, None]
+    assert telemetry["counter_errors"]["throttle_reasons"].startswith("AttributeError")
+    assert telemetry["counter_errors"]["temp_c"] == "TypeError: bad argument"
+    assert telemetry["samples"][1]["energy_j"] == 6  # the other counters still read
+
+
+def test_cuda_device_uuid_is_none_without_cuda():
+    import torch
+
+    from inferneo_bench.telemetry.nvml import cuda_device_uuid
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: tests/test_telemetry_cuda.py checks the real UUID")
+    assert cuda_device_uuid(0) is None

@@ -66,6 +66,7 @@ def _groups(report):  # (name, [comparisons]) in first-seen order
 
 
 def _print(report) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from inferneo_bench.regress import format_row
@@ -74,7 +75,7 @@ def _print(report) -> None:
     s = report.settings
     for name, rows in _groups(report).items():
         title = f"{name}: baseline vs current (threshold {s.threshold * 100:g}%; ↑/↓: higher/lower is better)"
-        table = Table(title=title, title_justify="left")
+        table = Table(title=escape(title), title_justify="left")  # a "[label]" is not Rich markup
         for col, justify in (("metric", "left"), ("trials", "right"), ("baseline median", "right"),
                              ("current median", "right"),
                              ("change", "right"), (f"{(1 - 2 * s.alpha) * 100:g}% interval", "right"),

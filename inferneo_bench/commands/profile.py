@@ -27,6 +27,9 @@ def profile(
         "on the real engine and print the error of the profile's predictions.",
     ),
     steps: int = typer.Option(40, "--steps", help="Held-out steps measured by --validate."),
+    json_out: Path | None = typer.Option(
+        None, "--json", help="With --validate: also write the errors (overall, per kind, per step) to this JSON file."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the model weights and of --validate's random steps."),
     threads: int | None = typer.Option(
         None, "--threads", help="torch CPU threads (default: torch's; --validate: the profile's). Recorded."
@@ -34,8 +37,10 @@ def profile(
 ) -> None:
     """Profile the real engine's step times (prefill, decode, mixed) for the simulator, or --validate a profile."""
     if validate is not None:
-        _validate(validate, steps, seed, threads)
+        _validate(validate, steps, seed, threads, json_out)
         return
+    if json_out is not None:
+        raise UserError("--json goes with --validate (the profile itself is written to --out)")
     _profile(model, device, dtype, out, quick, max_num_seqs, max_model_len, seed, threads)
 
 
@@ -119,7 +124,7 @@ def _profile(model, device, dtype, out, quick, max_num_seqs, max_model_len, seed
     console.print(f"profile written to {path} ({prof.profile_seconds:.0f} s)")
 
 
-def _validate(path: str, steps: int, seed: int, threads: int | None) -> None:
+def _validate(path: str, steps: int, seed: int, threads: int | None, json_out: Path | None = None) -> None:
     import statistics
 
     import numpy as np
@@ -162,6 +167,31 @@ def _validate(path: str, steps: int, seed: int, threads: int | None) -> None:
         f"same, fastest pass vs the profile's minima (insensitive to load drift between profiling and now): "
         f"median {np.percentile(mins, 50):.1%}, p90 {np.percentile(mins, 90):.1%}"
     )
+    if json_out is not None:
+        import dataclasses
+        import json
+
+        from inferneo_bench.fileio import atomic_writer
+
+        report = {
+            "profile": str(path),
+            "model": prof.model,
+            "profile_device_name": prof.device_name,
+            "device_name": name,
+            "steps": len(rows),
+            "median_ape": float(np.percentile(apes, 50)),
+            "p90_ape": float(np.percentile(apes, 90)),
+            "median_ape_min": float(np.percentile(mins, 50)),
+            "per_kind": {
+                kind: statistics.median(r.ape for r in rows if r.kind == kind)
+                for kind in dict.fromkeys(r.kind for r in rows)
+            },
+            "rows": [{**dataclasses.asdict(r), "ape": r.ape} for r in rows],
+        }
+        with atomic_writer(json_out) as fh:
+            json.dump(report, fh, indent=1)
+            fh.write("\n")
+        console.print(f"errors written to {json_out}")
 
 
 def register(app: typer.Typer) -> None:

@@ -23,11 +23,12 @@ def _parse_sets(values: list[str]) -> dict[str, str]:
 
 def run(
     strategy: str = typer.Option(
-        "adaptive",
+        None,
         "--strategy",
         "-s",
         help="fixed, adaptive, coalescing, latency, throughput, continuous, or all "
-        "(comma-separated; the seed's long names work too).",
+        "(comma-separated; the seed's long names work too) (default: adaptive; with --target: the server's).",
+        show_default=False,
     ),
     workload: str = typer.Option("default", "--workload", "-w", help="Shipped workload name or a spec/trace path."),
     model: str | None = typer.Option(
@@ -88,13 +89,46 @@ def run(
         "(histograms, per-second series, events). 'all': every step, whatever the length.",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; print only the result paths."),
+    target: str | None = typer.Option(
+        None,
+        "--target",
+        help="Benchmark this OpenAI-compatible server (vLLM, SGLang, inferneo-bench serve, ...) instead of the "
+        "in-process engine, e.g. http://127.0.0.1:8000. See docs/serving.md.",
+    ),
+    api: str = typer.Option("completions", "--api", help="With --target: completions or chat."),
+    served_model: str | None = typer.Option(
+        None, "--served-model", help="With --target: the model name to request (default: the first it lists)."
+    ),
+    max_concurrency: int | None = typer.Option(
+        None, "--max-concurrency", help="With --target: at most N requests in flight (as vLLM's bench)."
+    ),
+    headers: list[str] = typer.Option(
+        [], "--header", help="With --target: extra HTTP header NAME:VALUE (repeatable; values are never stored)."
+    ),
+    api_key_env: str | None = typer.Option(
+        None, "--api-key-env", help="With --target: send 'Authorization: Bearer $VAR' (the key is never stored)."
+    ),
+    max_client_cpu: float = typer.Option(
+        0.8, "--max-client-cpu", help="Validity with --target: max share of one core the client may use."
+    ),
 ) -> None:
     """Replay a workload through batching strategies on a real model; save one result folder per strategy."""
     from inferneo_bench.runner.session import RunOptions, parse_slo, resolve_strategies
     from inferneo_bench.runner.validity import ValidityRules
 
+    if target:
+        for flag, value in (("--strategy", strategy), ("--model", model), ("--profile", profile)):
+            if value is not None:
+                raise UserError(
+                    f"{flag} {value}: with --target the server decides (start it with "
+                    f"`inferneo-bench serve {flag} ...`); use --served-model to pick one of its models"
+                )
+        if engine != "torch":
+            raise UserError(f"--engine {engine}: with --target the server is the engine; drop --engine")
+    elif any(v for v in (served_model, max_concurrency, headers, api_key_env)) or api != "completions":
+        raise UserError("--api, --served-model, --max-concurrency, --header and --api-key-env need --target URL")
     options = RunOptions(
-        strategies=resolve_strategies(strategy),
+        strategies=resolve_strategies(strategy or "adaptive"),
         workload=workload,
         model=model,
         device=device,
@@ -120,9 +154,15 @@ def run(
         csv=csv,
         request_timeout_s=request_timeout,
         telemetry_interval_s=telemetry_interval,
-        validity=ValidityRules(min_duration, min_requests, max_arrival_lag),
+        validity=ValidityRules(min_duration, min_requests, max_arrival_lag, max_client_cpu),
         threads=threads,
         keep_steps=_parse_keep_steps(keep_steps),
+        target=target,
+        api=api,
+        served_model=served_model,
+        max_concurrency=max_concurrency,
+        headers=list(headers),
+        api_key_env=api_key_env,
     )
     execute(options, quiet=quiet)
 
@@ -172,11 +212,19 @@ def execute(options: Any, quiet: bool, demo_table: bool = False) -> None:
             typer.echo(str(o.path))
     else:
         console.print(demo_summary_table(outcomes) if demo_table else run_summary_table(outcomes))
+        if options.target:
+            from inferneo_bench.client.session import remote_lines
+
+            for line in remote_lines(outcomes):
+                console.print(line, highlight=False)
         for o in outcomes:
             console.print(f"saved {o.path}")
     if interrupted:
         typer.echo("interrupted: partial results saved with run.status = interrupted", err=True)
         raise typer.Exit(130)
+    if any(o.result.run.status == "failed" for o in outcomes):
+        typer.echo("error: the server became unreachable; partial results saved with run.status = failed", err=True)
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

@@ -156,6 +156,17 @@ class SimEngine:
             step_s = self.cost.decode_time(computed, one_ctx)
         return StepResult(step_s + swap_s, tokens, useful, computed - useful, failed, swap_s)
 
+    def forget(self, seq_id: str) -> None:
+        """Drop an ended sequence for good (as TorchEngine.forget); unknown ids are ignored."""
+        self._base.pop(seq_id, None)
+        self._kv.pop(seq_id, None)
+        self._swapped.pop(seq_id, None)
+
+    @property
+    def kv_slots_used(self) -> int:
+        """KV cache slots held by sequences now (of num_slots)."""
+        return len(self._kv)
+
     def close(self) -> None:
         self._base.clear()
         self._kv.clear()

@@ -358,6 +358,19 @@ class TorchEngine:
         self._seqs.clear()
         self.last_logits.clear()
 
+    def forget(self, seq_id: str) -> None:
+        """Drop an ended sequence for good (its KV slot and host copy too); unknown ids are ignored. A server
+        calls it when a request ends, so a long-running engine keeps no state for finished requests."""
+        seq = self._seqs.pop(seq_id, None)
+        if seq is not None:
+            self._release(seq)
+            seq.host_kv = None
+
+    @property
+    def kv_slots_used(self) -> int:
+        """KV cache slots held by sequences now (of num_slots)."""
+        return self.num_slots - self.cache.free_slots
+
     def close(self) -> None:
         """Release the model, cache and graphs (idempotent); the engine cannot step afterwards."""
         self._seqs.clear()

@@ -92,6 +92,12 @@ METRICS: dict[str, Metric] = {
         Metric("duration", "Duration", "s", LOWER, 2),
         Metric("arrival_lag_p99_ms", "Arrival lag p99", "ms", LOWER, 2),
         Metric("harness_overhead_frac", "Harness overhead", "%", LOWER, 2, 100.0),
+        # remote runs (run --target; docs/serving.md)
+        Metric("ttft_overhead_p50_ms", "TTFT over the server's p50", "ms", LOWER, 2),
+        Metric("ttft_overhead_p99_ms", "TTFT over the server's p99", "ms", LOWER, 2),
+        Metric("client_cpu_frac", "Client CPU", "%", LOWER, 1, 100.0),
+        Metric("mean_tokens_per_chunk", "Tokens per chunk", "tok", NEUTRAL, 2),
+        Metric("usage_mismatches", "Usage mismatches", "req", LOWER, 0),
     ]
 }
 VALIDITY = "validity"
@@ -417,6 +423,7 @@ def to_rich(comp: Comparison, width: int | None = None) -> Any:
 
 
 def _rich_table(comp: Comparison, compact: bool) -> Any:
+    from rich.markup import escape
     from rich.table import Table
     from rich.text import Text
 
@@ -426,7 +433,7 @@ def _rich_table(comp: Comparison, compact: bool) -> Any:
         header = col.header + (" (baseline)" if i == comp.baseline else "")
         if compact:
             header = header.replace("_", "_\n").replace(" (", "\n(")
-        table.add_column(header, justify="right", overflow="fold")
+        table.add_column(escape(header), justify="right", overflow="fold")  # a "[label]" is not Rich markup
     colours = {"better": "green", "worse": "red", "same": "dim"}
     for row in comp.rows:
         cells = []

@@ -77,7 +77,7 @@ class Progress:
 @dataclass
 class ReplayOutcome:
     requests: list[RequestRecord]
-    steps: StepLog
+    steps: StepLog | list[Any]  # a remote run (client/remote.py) sees no engine steps: []
     harness: dict[str, Any] = field(default_factory=dict)
     interrupted: bool = False
 
@@ -107,17 +107,25 @@ def _q(x: float) -> float:
     return round(x * TIME_SCALE) / TIME_SCALE
 
 
-def quantize(records: list[RequestRecord], steps: StepLog | None = None) -> None:
+def quantize(records: list[RequestRecord], steps: StepLog | Sequence[Any] | None = None, itl: bool = True) -> None:
     """Round recorded times once, before any metric is computed, so that the summary recomputes exactly from
-    the saved records and the files stay small. Inter-token gaps are rounded as they are recorded (one list,
-    not a second rounded copy of millions of floats); the step columns by `StepLog.finish` (same rule)."""
+    the saved records and the files stay small. `itl=False`: the gaps are rounded already (the replay loop
+    rounds each as it records it: one list, not a second rounded copy of millions of floats). Step columns
+    follow the same rule (`StepLog.finish`; a plain list of StepRecord is rounded in place)."""
     for r in records:
         for name in ("arrival_s", "enqueued_s", "scheduled_s", "first_token_s", "finish_s", "arrival_lag_s"):
             value = getattr(r, name)
             if value is not None:
                 setattr(r, name, _q(value))
-    if steps is not None:
+        if itl and r.itl_s:
+            r.itl_s = [round(gap * TIME_SCALE) / TIME_SCALE for gap in r.itl_s]
+    if isinstance(steps, StepLog):
         steps.finish()
+    elif steps:
+        for step in steps:
+            step.start_s = _q(step.start_s)
+            step.step_ms = round(step.step_ms * 1e4) / 1e4
+            step.scheduler_us = round(step.scheduler_us * 10) / 10
 
 
 def make_sched_request(spec: Request) -> Any:
@@ -367,5 +375,5 @@ def replay(
         record.output_tokens = state.produced
         if record.status == "pending":  # cannot happen unless the loop above has a bug; keep it visible
             record.status, record.reason = "failed", "lost by the harness"
-    quantize(records, steps)
+    quantize(records, steps, itl=False)
     return ReplayOutcome(requests=records, steps=steps, harness=harness, interrupted=interrupted)

@@ -22,7 +22,7 @@ from inferneo_bench.metrics import SLO_METRICS, summarize
 from inferneo_bench.runner.clock import VirtualClock, WallClock
 from inferneo_bench.runner.replay import Progress, ReplayOptions, replay
 from inferneo_bench.runner.validity import ValidityRules, judge
-from inferneo_bench.scheduler import BatchingStrategy, ConfigError, SchedulerConfig, SchedulerCore
+from inferneo_bench.scheduler import RUNNER_DEFAULTS, BatchingStrategy, ConfigError, SchedulerConfig, SchedulerCore
 from inferneo_bench.steplog import DEFAULT_KEEP_STEPS
 
 STRATEGIES = tuple(s.value for s in BatchingStrategy)
@@ -75,6 +75,13 @@ class RunOptions:
     keep_steps: int | None = DEFAULT_KEEP_STEPS  # per-step rows kept for runs up to this many steps (None: all)
     validity: ValidityRules = field(default_factory=ValidityRules)
     command: str = field(default_factory=lambda: _invocation())
+    # run --target URL: replay against an OpenAI-compatible server instead of the in-process engine
+    target: str | None = None
+    api: str = "completions"
+    served_model: str | None = None
+    max_concurrency: int | None = None
+    headers: list[str] = field(default_factory=list)  # NAME:VALUE, sent but never stored
+    api_key_env: str | None = None
 
 
 @dataclass
@@ -114,10 +121,11 @@ def parse_slo(text: str | None) -> dict[str, float] | None:
 
 
 def scheduler_config(overrides: dict[str, str], defaults: dict[str, Any]) -> Any:
-    """SchedulerConfig from engine-derived defaults plus --set FIELD=VALUE (typed by the field's default)."""
+    """SchedulerConfig from the runner's defaults (RUNNER_DEFAULTS, then engine-derived ones) plus --set
+    FIELD=VALUE (typed by the field's default)."""
 
     known = {f.name: f for f in dataclasses.fields(SchedulerConfig)}
-    values: dict[str, Any] = {k: v for k, v in defaults.items() if k in known}
+    values: dict[str, Any] = {k: v for k, v in {**RUNNER_DEFAULTS, **defaults}.items() if k in known}
     base = SchedulerConfig()
     for name, raw in overrides.items():
         if name not in known:
@@ -150,11 +158,16 @@ def _coerce(name: str, raw: str, default: Any, annotation: Any) -> Any:
 
 
 def _cuda_index(engine: Any) -> int | None:
-    """The CUDA device index the engine runs on, or None (CPU, simulated engine)."""
+    """The CUDA device index the engine runs on, or None (CPU, simulated engine). A plain "cuda" device means
+    the current CUDA device, which is not always 0."""
     device = str(getattr(engine, "device", "cpu"))
     if not device.startswith("cuda"):
         return None
-    return int(device.split(":")[1]) if ":" in device else 0
+    if ":" in device:
+        return int(device.split(":")[1])
+    import torch
+
+    return torch.cuda.current_device()
 
 
 def _torch_peak_mb(engine: Any) -> float | None:
@@ -177,7 +190,7 @@ def _reset_torch_peak(engine: Any) -> None:
 def write_requests_csv(result: results.RunResult, path: Path) -> Path:
     from inferneo_bench.fileio import atomic_writer
 
-    fields = [f.name for f in dataclasses.fields(results.RequestRecord) if f.name != "itl_s"]
+    fields = [f.name for f in dataclasses.fields(results.RequestRecord) if f.name not in ("itl_s", "chunk_tokens")]
     with atomic_writer(path) as fh:
         writer = csv.writer(fh)
         writer.writerow(fields)
@@ -206,9 +219,12 @@ def run_trial(
     if hasattr(engine, "reset"):
         engine.reset()
     _reset_torch_peak(engine)
+    from inferneo_bench.telemetry.nvml import cuda_device_uuid
     from inferneo_bench.telemetry.sampler import NvmlSampler
 
-    sampler = NvmlSampler(_cuda_index(engine), options.telemetry_interval_s)
+    index = _cuda_index(engine)
+    uuid = None if index is None else cuda_device_uuid(index)
+    sampler = NvmlSampler(index, options.telemetry_interval_s, device_uuid=uuid)
     sampler.start(time.perf_counter())
     try:
         outcome = replay(
@@ -361,7 +377,11 @@ def load_session_workload(options: RunOptions, max_model_len: int) -> tuple[Any,
 
 def run_session(options: RunOptions, console: Any = None) -> tuple[list[TrialOutcome], bool]:
     """Every strategy x trial of one session. Ctrl-C saves the trial in progress (status interrupted) and
-    stops the session."""
+    stops the session. With options.target, the trials run against that server (client.session)."""
+    if options.target:
+        from inferneo_bench.client.session import run_remote_session
+
+        return run_remote_session(options, console)
     from inferneo_bench.environment import capture
     from inferneo_bench.runner.progress import ReplayProgress
 

@@ -14,6 +14,8 @@ class ValidityRules:
     min_duration_s: float = 10.0
     min_requests: int = 50
     max_arrival_lag_p99_ms: float = 50.0
+    # remote runs: above this share of one core, the client's event loop (not the server) may be the bottleneck
+    max_client_cpu_frac: float = 0.8
 
 
 def judge(summary: dict[str, Any], status: str, rules: ValidityRules) -> dict[str, Any]:
@@ -21,6 +23,7 @@ def judge(summary: dict[str, Any], status: str, rules: ValidityRules) -> dict[st
     ended = summary["completed"] + summary["failed"] + summary["rejected"] + summary["cancelled"]
     duration = summary["duration"] or 0.0
     lag = summary.get("arrival_lag_p99_ms")
+    cpu = summary.get("client_cpu_frac")
     checks = {
         "run_completed": (status == "completed", f"run status is {status}"),
         "all_requests_accounted": (ended == measured, f"{ended} of {measured} requests ended in a known state"),
@@ -38,6 +41,12 @@ def judge(summary: dict[str, Any], status: str, rules: ValidityRules) -> dict[st
             f"arrival lag p99 {lag if lag is not None else 0:.2f} ms > {rules.max_arrival_lag_p99_ms:g} ms",
         ),
     }
+    if cpu is not None:  # remote runs (run --target)
+        checks["client_kept_up"] = (
+            cpu <= rules.max_client_cpu_frac,
+            f"the client's event loop was busy {cpu:.0%} of the run (> {rules.max_client_cpu_frac:.0%}): the "
+            "client, not the server, may have been the bottleneck; lower the rate or use a faster client machine",
+        )
     failed = [message for ok, message in checks.values() if not ok]
     return {
         "valid": not failed,

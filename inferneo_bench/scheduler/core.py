@@ -2,7 +2,11 @@
 
 The replay runner drives it directly: `add`/`cancel` requests, ask `plan(now)` whenever the engine is free
 (a `StepPlan` to run, or `Idle(wake_at)`), then report the step with `complete_step`. The async
-`EnhancedScheduler` facade wraps the same core. See docs/strategies.md for every rule.
+`EnhancedScheduler` facade wraps the same core: for static strategies it takes whole batches with
+`dispatch(now)` (several may be out at once) and ends them with `complete_batch` / `end_request`; for
+continuous it uses `plan`/`complete_step` like the runner. See docs/strategies.md for every rule.
+
+Units: `gpu_utilization` in percent (0..100, NVML's kernel-busy %), `memory_usage` in MB, times in seconds.
 
 Static strategies (fixed_size, adaptive, coalescing, latency_optimized, throughput_optimized) form a batch,
 freeze it, prefill all members (padded), then decode all members (padded; finished members stay as idle
@@ -28,7 +32,7 @@ ENDED = (COMPLETED, CANCELLED, FAILED, REJECTED)
 
 
 class _Seq:
-    __slots__ = ("req", "rid", "seq", "state", "generated", "prefilled", "target", "first_scheduled_s", "kv")
+    __slots__ = ("req", "rid", "seq", "state", "generated", "prefilled", "target", "first_scheduled_s", "kv", "batch")
 
     def __init__(self, req: SchedRequest) -> None:
         self.req = req
@@ -40,6 +44,7 @@ class _Seq:
         self.target = req.prompt_tokens  # prefill length of the current incarnation (prompt + generated)
         self.first_scheduled_s: float | None = None
         self.kv = req.prompt_tokens + req.max_tokens  # KV slots reserved while running
+        self.batch: _Batch | None = None  # static strategies: the batch it runs in
 
     @property
     def decoding(self) -> bool:
@@ -55,6 +60,7 @@ class _Batch:
     batch_id: int
     members: list[_Seq]
     cap: int
+    policy: StaticPolicy | None = None  # the policy that formed it: only that one learns from it
     prefilled: bool = False
     step_s: list[float] = field(default_factory=list)
     decode_s: list[float] = field(default_factory=list)
@@ -78,7 +84,8 @@ class SchedulerCore:
         self._strategy = BatchingStrategy.parse(strategy)
         self._static = self._strategy.is_static  # cached: read several times per step
         self._policy: StaticPolicy | None = None
-        self._batch: _Batch | None = None
+        self._batch: _Batch | None = None  # the batch the step-driven path (plan / complete_step) runs
+        self._held: dict[int, _Batch] = {}  # batches taken whole by dispatch(), ended by complete_batch
         self._next_batch_id = 1
         self._running: dict[str, _Seq] = {}  # continuous: admission order
         self._running_priorities: Counter[int] = Counter()  # continuous: running sequences per priority
@@ -143,8 +150,11 @@ class SchedulerCore:
             reason = f"duplicate request_id {rid!r}: a request with this id is still in the scheduler"
         elif request.prompt_tokens < 1 or request.max_tokens < 1:
             reason = f"prompt_tokens={request.prompt_tokens}, max_tokens={request.max_tokens}: both must be >= 1"
-        elif not 1 <= request.priority <= 10:
-            reason = f"priority={request.priority}: must be between 1 (lowest) and 10 (highest)"
+        elif not 1 <= request.priority <= self.config.max_priority_levels:
+            reason = (
+                f"priority={request.priority}: must be between 1 (lowest) and "
+                f"max_priority_levels={self.config.max_priority_levels} (highest)"
+            )
         elif request.prompt_tokens + request.max_tokens > self.config.kv_cache_tokens:
             reason = (
                 f"prompt_tokens+max_tokens={request.prompt_tokens + request.max_tokens} can never fit "
@@ -171,16 +181,38 @@ class SchedulerCore:
             return False
         if s.state == WAITING:
             self.queue.remove(request_id)
-        elif s.state == RUNNING and self._static:
+        else:
+            self._detach(s)
+        self._end(s, CANCELLED)
+        return True
+
+    def _detach(self, s: _Seq) -> None:
+        """Free what a running or swapped sequence holds, before it ends outside a step report."""
+        if s.state == RUNNING and s.req.request_id not in self._running:
             pass  # its slot stays in the frozen batch as an idle slot; freed with the batch
         elif s.state == RUNNING:
             self._release(s)
-            self._pending_free.append(request_id)
+            self._pending_free.append(s.req.request_id)
         elif s.state == SWAPPED:
             self._swapped = [item for item in self._swapped if item[3] is not s]
             heapq.heapify(self._swapped)
-            self._pending_free.append(request_id)  # the engine drops the host copy
-        self._end(s, CANCELLED)
+            self._pending_free.append(s.req.request_id)  # the engine drops the host copy
+
+    def drop_batch(self, batch_id: int) -> None:
+        """Forget a dispatched batch without a report (its members ended, e.g. cancelled: the facade's stop)."""
+        self._held.pop(batch_id, None)
+
+    def end_request(self, request_id: str, now: float, success: bool = True) -> bool:
+        """A running request ended outside a step report (the facade's complete_request): completed (a
+        static member counts as having produced max_tokens) or failed. False when it is not running."""
+        s = self._live.get(request_id)
+        if s is None or s.state not in (RUNNING, SWAPPED):
+            return False
+        if success and s.state == RUNNING and s.req.request_id not in self._running:
+            self._output_tokens += s.req.max_tokens - s.generated
+            s.generated = s.req.max_tokens
+        self._detach(s)
+        self._end(s, COMPLETED if success else FAILED)
         return True
 
     def state_of(self, request_id: str) -> str | None:
@@ -189,15 +221,15 @@ class SchedulerCore:
         return s.state if s is not None else self._ended.get(request_id)
 
     def _end(self, s: _Seq, state: str) -> None:
-        if s.state == RUNNING and self._static and self._batch is not None:
-            self._batch.running -= 1  # under a static strategy every running sequence is in the batch
+        if s.state is RUNNING and s.batch is not None:
+            s.batch.running -= 1
         s.state = state
         rid = s.rid
         del self._live[rid]
         self._ended[rid] = state
         self._n[state] += 1
 
-    def _scheduled(self, s: _Seq, now: float) -> None:
+    def _scheduled(self, s: _Seq, now: float) -> None:  # (inlined in _form_static, the rule is the same)
         if s.first_scheduled_s is None:
             s.first_scheduled_s = now
             wait = max(0.0, now - s.req.arrival_s)
@@ -212,13 +244,19 @@ class SchedulerCore:
 
     @property
     def num_running(self) -> int:
+        held = sum(b.running for b in self._held.values()) if self._held else 0
         if self._static or self._batch is not None:
-            return 0 if self._batch is None else self._batch.running
-        return len(self._running) + len(self._swapped)
+            return held + (0 if self._batch is None else self._batch.running)
+        return held + len(self._running) + len(self._swapped)
 
     @property
     def has_work(self) -> bool:
-        return bool(len(self.queue) or self._batch is not None or self._running or self._swapped)
+        return bool(len(self.queue) or self._batch is not None or self._held or self._running or self._swapped)
+
+    def take_events(self) -> list[str]:
+        """Scheduler events (adaptive cap changes) not yet handed out in a plan; for callers without plans."""
+        events, self._pending_events = self._pending_events, []
+        return events
 
     # ---- planning -------------------------------------------------------------------------------------
     def plan(self, now: float) -> StepPlan | Idle:
@@ -253,15 +291,36 @@ class SchedulerCore:
             if self._pending_free or self._pending_events:
                 self._take_pending(plan)
             return plan
+        formed = self._form_static(now)
+        if isinstance(formed, Idle):
+            return formed
+        self._batch, seqs = formed
+        return self._take_pending(StepPlan(seqs, padded=True, batch_id=self._batch.batch_id))
+
+    def dispatch(self, now: float) -> tuple[int, list[str]] | Idle:
+        """Static strategies, for callers that run a batch whole (the facade): form the next batch if the
+        strategy dispatches now, whatever other batches are out; (batch_id, member ids in queue order), or
+        Idle(wake_at). The batch stays out until complete_batch; its members may end before, by end_request
+        or cancel. Each batch fits the limits on its own (cap, token budget, kv_cache_tokens)."""
+        if not self._strategy.is_static:
+            raise RuntimeError("dispatch() is for static strategies; continuous runs step by step with plan()")
+        formed = self._form_static(now)
+        if isinstance(formed, Idle):
+            return formed
+        batch, _ = formed
+        self._held[batch.batch_id] = batch
+        return batch.batch_id, [m.req.request_id for m in batch.members]
+
+    def _form_static(self, now: float) -> tuple[_Batch, list[SeqStep]] | Idle:
+        """A new batch (members running, prefill steps) if the policy dispatches now, else Idle(wake_at)."""
         policy = self._policy
         assert policy is not None
         ready, wake_at = policy.ready(self.queue, now)
         if not ready:
             return Idle(wake_at)
         entries, _info = policy.form(self.queue, now)
-        batch = _Batch(self._next_batch_id, [], policy.cap)
+        batch = _Batch(self._next_batch_id, [], policy.cap, policy)
         self._next_batch_id += 1
-        self._batch = batch
         members, by_id, seqs = batch.members, batch.by_id, []
         longest = total = 0
         wait_sum, wait_n, wait_max = self._wait_sum, self._wait_n, self._wait_max
@@ -270,6 +329,7 @@ class SchedulerCore:
             members.append(m)
             by_id[m.rid] = m
             m.state = RUNNING
+            m.batch = batch
             req = m.req
             p = req.prompt_tokens
             if m.first_scheduled_s is None:  # _scheduled, inlined
@@ -294,7 +354,7 @@ class SchedulerCore:
         if n > self._max_batch:
             self._max_batch = n
         self._last_size = n
-        return self._take_pending(StepPlan(seqs, padded=True, batch_id=batch.batch_id))
+        return batch, seqs
 
     def _complete_static(self, plan: StepPlan, result: StepResult, finished: Collection[str], now: float) -> None:
         batch = self._batch
@@ -350,11 +410,13 @@ class SchedulerCore:
             return True
         return False
 
-    def _finish_batch(self, now: float, record: BatchRecord | None = None) -> None:
-        batch = self._batch
-        assert batch is not None and self._policy is not None
-        self._batch = None
-        self._pending_free.extend(m.req.request_id for m in batch.members)
+    def _finish_batch(self, now: float, record: BatchRecord | None = None, batch: _Batch | None = None) -> None:
+        """End the step-driven batch (default; its KV is freed in the next plan) or a dispatched one."""
+        if batch is None:
+            batch = self._batch
+            assert batch is not None
+            self._batch = None
+            self._pending_free.extend(m.req.request_id for m in batch.members)
         if record is None:
             record = BatchRecord(
                 batch_id=batch.batch_id,
@@ -371,7 +433,8 @@ class SchedulerCore:
         if record.tpot_s is not None:
             self._tpot_sum += record.tpot_s
             self._tpot_n += 1
-        self._pending_events.extend(self._policy.on_batch_done(record))
+        if batch.policy is not None and batch.policy is self._policy:  # not a policy replaced since it formed
+            self._pending_events.extend(batch.policy.on_batch_done(record))
 
     def complete_batch(
         self,
@@ -382,11 +445,12 @@ class SchedulerCore:
         memory_usage: float | None = None,
     ) -> bool:
         """End a whole static batch at once (the facade's complete_batch): every running member completes
-        as if it produced max_tokens; TPOT = processing_time / longest max_tokens. False if not running."""
-        batch = self._batch
+        as if it produced max_tokens; TPOT = processing_time / longest max_tokens. False if not out."""
+        _check_util(gpu_utilization)
+        held = self._held.pop(batch_id, None)
+        batch = held if held is not None else self._batch
         if batch is None or batch.batch_id != batch_id:
             return False
-        _check_util(gpu_utilization)
         produced = 0
         for m in batch.members:
             if m.state == RUNNING:
@@ -400,7 +464,8 @@ class SchedulerCore:
         longest = max(m.req.max_tokens for m in batch.members)
         self._finish_batch(
             now,
-            BatchRecord(
+            batch=held,
+            record=BatchRecord(
                 batch_id=batch_id,
                 size=len(batch.members),
                 cap=batch.cap,
@@ -619,6 +684,8 @@ class SchedulerCore:
             self._mem_n += 1
 
     # ---- statistics -----------------------------------------------------------------------------------
+    # Names: where the design document names a figure, the key has its meaning (docs/strategies.md, "Stats");
+    # the core's own figures have their own names. None = not measured (the result files' null).
     def stats(self) -> dict:
         n = self._n
         steps = n["steps"]
@@ -634,7 +701,7 @@ class SchedulerCore:
             "num_running": self.num_running,
             "avg_wait_time": self._wait_sum / self._wait_n if self._wait_n else None,
             "max_wait_time": self._wait_max if self._wait_n else None,
-            "avg_processing_time": (
+            "avg_batch_time_s": (
                 (self._batch_time_sum / n["batches_done"] if n["batches_done"] else None)
                 if self._strategy.is_static
                 else (self._busy_s / steps if steps else None)
@@ -649,28 +716,33 @@ class SchedulerCore:
         n = self._n
         static = self._strategy.is_static
         units = n["batches"] if static else n["steps"]
+        depths = self.queue.bucket_summary()
+        if self.queue.bucket_width is None:  # not coalescing: count the buckets the waiting requests would use
+            width = self.config.bucket_width_tokens
+            buckets = len({e.req.prompt_tokens // width for e in self.queue.entries()})
+        else:
+            buckets = len(depths)
         out = {
             "strategy": self._strategy.value,
-            "current_batch_size": (
+            # the strategy's target batch size (adaptive: its current cap; continuous: max_num_seqs)
+            "current_batch_size": self._policy.cap if self._policy is not None else self.config.max_num_seqs,
+            "running_batch_size": (
                 (len(self._batch.members) if self._batch is not None else 0) if static else len(self._running)
             ),
             "last_batch_size": self._last_size,
             "batches": n["batches"],
             "avg_batch_size": self._batch_sizes_sum / units if units else None,
             "max_batch_size": self._max_batch,
-            "avg_throughput": self._output_tokens / self._busy_s if self._busy_s > 0 else None,
-            "avg_latency": (
-                (self._batch_time_sum / n["batches_done"] if n["batches_done"] else None)
-                if static
-                else (self._busy_s / n["steps"] if n["steps"] else None)
-            ),
+            "queue_size": self.queue_depth,
+            "avg_output_tokens_per_s": self._output_tokens / self._busy_s if self._busy_s > 0 else None,
             "avg_tpot_ms": self._tpot_sum / self._tpot_n * 1000.0 if self._tpot_n else None,
-            "avg_gpu_utilization": self._gpu_sum / self._gpu_n if self._gpu_n else None,
-            "avg_memory_usage": self._mem_sum / self._mem_n if self._mem_n else None,
+            "avg_gpu_util_pct": self._gpu_sum / self._gpu_n if self._gpu_n else None,
+            "avg_memory_used_mb": self._mem_sum / self._mem_n if self._mem_n else None,
             "padding_tokens": self._padding_tokens,
             "idle_slot_tokens": self._idle_slot_tokens,
             "preemptions": n["preemptions"],
-            "coalescing_buckets": self.queue.bucket_summary(),
+            "coalescing_buckets": buckets,  # prompt-length buckets (bucket_width_tokens) holding waiting requests
+            "coalescing_bucket_depths": depths,  # coalescing only: waiting requests per bucket, by token range
             "kv_tokens_reserved": self._kv_used if not static else None,
         }
         if self._policy is not None:

@@ -218,6 +218,8 @@ class AdaptivePolicy(StaticPolicy):
       without a target: when the batch's output tokens/s beat the previous full batch's.
     - decrease: cap = max(1, floor(cap x 0.75)) when the TPOT missed the target (any batch) or, without a
       target, a full batch's tokens/s fell below the previous full batch's.
+    - over-utilized (the design document's rule): a batch whose measured GPU utilization exceeds
+      gpu_util_high_pct shrinks the cap by 1 instead of any increase (a larger decrease above stands).
     - the cap stays within [1, max_num_seqs]; it starts at max_num_partial_prefills.
     - fill delay = min(max_queue_delay_ms, cap / arrival rate), arrival rate = 1 / EWMA(inter-arrival gap,
       alpha 0.2): the faster requests arrive, the shorter a batch waits to fill.
@@ -266,13 +268,12 @@ class AdaptivePolicy(StaticPolicy):
         target = self.config.target_tpot_ms
         new, reason = old, ""
         if target is not None:
-            if record.tpot_s is None:
-                return []
-            tpot_ms = record.tpot_s * 1000.0
-            if tpot_ms > target:
-                new, reason = self._decreased(), f"batch tpot {tpot_ms:.1f}ms missed target {target:g}ms"
-            elif full:
-                new, reason = self._increased(step), f"batch tpot {tpot_ms:.1f}ms met target {target:g}ms{util}"
+            if record.tpot_s is not None:  # a batch without a decode step measured nothing against the target
+                tpot_ms = record.tpot_s * 1000.0
+                if tpot_ms > target:
+                    new, reason = self._decreased(), f"batch tpot {tpot_ms:.1f}ms missed target {target:g}ms"
+                elif full:
+                    new, reason = self._increased(step), f"batch tpot {tpot_ms:.1f}ms met target {target:g}ms{util}"
         elif full and record.processing_s > 0:
             tps = record.output_tokens / record.processing_s
             prev = self._prev_tps
@@ -285,6 +286,9 @@ class AdaptivePolicy(StaticPolicy):
             else:
                 new = self._decreased()
                 reason = f"{tps:.1f} tok/s below {prev[1]:.1f} tok/s of previous batch at cap {prev[0]}"
+        high, measured = self.config.gpu_util_high_pct, record.gpu_utilization
+        if high is not None and measured is not None and measured > high and new >= old:
+            new, reason = max(1, old - 1), f"gpu util {measured:.0f}% > {high:g}% (over-utilized)"
         if new == old:
             return []
         self._cap = new

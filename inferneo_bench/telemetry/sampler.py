@@ -11,17 +11,22 @@ import threading
 import time
 from typing import Any
 
-from inferneo_bench.telemetry.nvml import _init, _text
+from inferneo_bench.telemetry.nvml import _init, _text, find_device
 
 
 class NvmlSampler:
-    def __init__(self, device_index: int | None, interval_s: float = 0.1) -> None:
+    """Samples one GPU: CUDA device `device_index`, found in NVML by `device_uuid` (torch's UUID of that device,
+    see nvml.cuda_device_uuid) so that CUDA_VISIBLE_DEVICES cannot point it at another GPU; by index when
+    the UUID is None."""
+
+    def __init__(self, device_index: int | None, interval_s: float = 0.1, device_uuid: str | None = None) -> None:
         self.interval_s = interval_s
         self.samples: list[dict[str, Any]] = []
         self.reasons: dict[str, str] = {}
         self.available = False
         self.reason: str | None = None
         self.device_name: str | None = None
+        self.device_uuid = device_uuid
         self._nvml: Any = None
         self._handle: Any = None
         self._stop = threading.Event()
@@ -35,8 +40,11 @@ class NvmlSampler:
             self.reason = reason
             return
         try:
-            self._handle = nvml.nvmlDeviceGetHandleByIndex(device_index)
+            self._handle = find_device(nvml, device_index, device_uuid)
             self.device_name = _text(nvml.nvmlDeviceGetName(self._handle))
+        except LookupError as exc:
+            self.reason = str(exc)
+            return
         except nvml.NVMLError as exc:
             self.reason = f"NVML has no device {device_index}: {exc}"
             return
@@ -50,6 +58,9 @@ class NvmlSampler:
             return fn()
         except self._nvml.NVMLError as exc:
             self.reasons[key] = str(exc)
+            return None
+        except Exception as exc:  # noqa: BLE001 - e.g. a binding older than the call: the counter, not the run, fails
+            self.reasons[key] = f"{type(exc).__name__}: {exc}"
             return None
 
     def sample(self) -> dict[str, Any]:
@@ -104,6 +115,7 @@ class NvmlSampler:
             "reason": self.reason,
             "interval_s": self.interval_s,
             "device_name": self.device_name,
+            "device_uuid": self.device_uuid,
             "counter_errors": self.reasons,
             "samples": self.samples,
         }
