@@ -233,3 +233,10 @@ def test_sim_run_does_not_import_torch(tmp_path):
     assert out.stdout.strip().splitlines()[-1] == "False", out.stderr
     env = results.load_summary(tmp_path / "r" / "adaptive").environment["torch"]
     assert env["version"] and env["build"] is None and "not imported" in env["reason"]
+
+
+@pytest.mark.parametrize("value", ["-1", "many", "1.5"])
+def test_keep_steps_bad_value_is_one_line(cli, tmp_path, value):
+    code, _, err = cli("run", *SIM, "-n", "5", "--out", str(tmp_path), "--keep-steps", value)
+    assert code == 2 and "--keep-steps" in err and "'all'" in err and err.strip().count("\n") == 0
+    assert not any(tmp_path.iterdir())  # refused before any work
