@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from inferneo_bench import __version__
 from inferneo_bench.errors import ResultFileError
 from inferneo_bench.fileio import atomic_directory
@@ -174,13 +176,8 @@ class RunResult:
         validate(data, source)
         try:
             v1 = data["schema_version"] == 1
-            if v1 and records:
-                requests = [_build(RequestRecord, r) for r in data["requests"]]
-                steps: StepLog | list[StepRecord] = StepLog.from_records(_steps(data["steps"]))
-            elif v1:
-                requests, steps = [], StepLog.from_records(_steps(data["steps"]))
-            else:
-                requests, steps = [], _aggregated_steps(data["steps"])
+            requests = [_build(RequestRecord, r) for r in data["requests"]] if v1 and records else []
+            steps = _v1_steps(data["steps"]) if v1 else _aggregated_steps(data["steps"])
             return cls(
                 run=_build(RunInfo, data["run"]),
                 environment=data["environment"],
@@ -199,12 +196,23 @@ class RunResult:
             raise ResultFileError(f"{source}: malformed record ({exc}); re-run to regenerate the file") from None
 
 
-def _steps(data: Any) -> list[StepRecord]:
-    """Schema-1 steps from the table form (or a plain list of step objects, which is accepted too)."""
-    if isinstance(data, dict):
-        fields_ = data["fields"]
-        return [_build(StepRecord, dict(zip(fields_, row, strict=True))) for row in data["rows"]]
-    return [_build(StepRecord, s) for s in data]
+def _v1_steps(data: Any) -> StepLog:
+    """Schema-1 steps, from the table form {"fields": [...], "rows": [[...], ...]} straight into columns (no
+    object per step: a schema-1 file of an hour-long trace holds millions), or a plain list of step objects."""
+    if not isinstance(data, dict):
+        return StepLog.from_records(_build(StepRecord, s) for s in data)
+    names, rows = list(data["fields"]), data["rows"]
+    if not rows:
+        return StepLog.from_columns({}, [])
+    cols = dict(zip(names, zip(*rows, strict=True), strict=True))
+    arrays = {"batch_id": np.asarray([-1 if b is None else b for b in cols["batch_id"]], dtype=np.int64)}
+    for name in ("start_s", "step_ms", "scheduler_us"):
+        arrays[name] = np.asarray(cols[name], dtype=np.float64)
+    for name in ("batch_size", "new_tokens", "padded_tokens", "queue_depth", "idle_slots"):
+        arrays[name] = np.asarray(cols.get(name, (0,) * len(rows)), dtype=np.int64)
+    start = cols["start_s"]
+    events = [(i, start[i], str(text)) for i, texts in enumerate(cols.get("events", ())) if texts for text in texts]
+    return StepLog.from_columns(arrays, events)
 
 
 def _events(steps: dict[str, Any]) -> list[tuple[int, float, str]]:

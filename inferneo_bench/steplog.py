@@ -29,7 +29,7 @@ DEFAULT_KEEP_STEPS = 250_000
 FOLD_CHUNK = 65_536  # rows folded at once once the run is past its limit
 BINS_PER_DECADE = 20  # log-binned histograms: bin k spans [10^(k/20), 10^((k+1)/20)), ~12% wide
 
-# column name -> array typecode; the order is StepRecord's (without index and events)
+# column name -> struct format code (d float64, q int64, i int32); StepRecord's order, without index and events
 COLUMNS: dict[str, str] = {
     "start_s": "d",
     "batch_id": "q",  # -1: none (continuous batching)
@@ -43,8 +43,8 @@ COLUMNS: dict[str, str] = {
 }
 ROW = struct.Struct("<" + "".join(COLUMNS.values()))  # one step, packed (52 bytes)
 ROW_DTYPE = np.dtype([(name, "<" + {"d": "f8", "q": "i8", "i": "i4"}[code]) for name, code in COLUMNS.items()])
-# rounding of the measured columns (decimal places), applied once before any figure is computed so that a
-# result's figures recompute exactly from what it stores: 0.1 us, 0.1 us and 0.1 us
+# rounding of the measured columns, round(x * scale) / scale, applied once before any figure is computed so
+# that a result's figures recompute exactly from what it stores: all three to 0.1 us
 ROUNDING = {"start_s": 1e7, "step_ms": 1e4, "scheduler_us": 10.0}
 PER_SECOND = (
     "steps",

@@ -44,25 +44,22 @@ class Measured:
 
 
 def measure(cmd: list[str], code_root: Path, cwd: Path) -> Measured:
-    """Run `python -m inferneo_bench ...` from `code_root`; wall, CPU and peak RSS of that process."""
+    """Run `python -m inferneo_bench ...` from `code_root` in `cwd`; wall, CPU and peak RSS of that process.
+
+    Spawned with posix_spawn through /bin/sh (which execs Python), not forked from this process: a forked
+    child's peak RSS (ru_maxrss) would start at this process's size."""
     env = {**os.environ, "PYTHONPATH": str(code_root), "COLUMNS": "160"}
-    start = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "inferneo_bench", *cmd],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    out_chunks = []
-    assert proc.stdout is not None
-    for chunk in iter(lambda: proc.stdout.read(65536), b""):
-        out_chunks.append(chunk)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    text = b"".join(out_chunks).decode(errors="replace")
-    return Measured(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0, proc.returncode, text)
+    with tempfile.TemporaryFile() as out:
+        actions = [(os.POSIX_SPAWN_DUP2, out.fileno(), 1), (os.POSIX_SPAWN_DUP2, out.fileno(), 2)]
+        argv = ["sh", "-c", 'cd "$0" && exec "$@"', str(cwd), sys.executable, "-m", "inferneo_bench", *cmd]
+        start = time.perf_counter()
+        pid = os.posix_spawn("/bin/sh", argv, env, file_actions=actions)
+        _, status, usage = os.wait4(pid, 0)
+        wall = time.perf_counter() - start
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+    rc = os.waitstatus_to_exitcode(status)
+    return Measured(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0, rc, text)
 
 
 def disk_mb(path: Path) -> float:
@@ -79,21 +76,19 @@ def extract(ref: str, dest: Path) -> str:
 
 
 def replay_wall(result_path: Path) -> float | None:
-    """The replay loop's own wall time, as the result records it (telemetry.harness.replay_wall_s)."""
+    """The replay loop's own wall time, as the result records it (telemetry.harness.replay_wall_s). A
+    schema-1 file (hundreds of MB) is not parsed: telemetry is its last key, so its tail holds the figure."""
+    import re
+
     meta = result_path / "result.json" if result_path.is_dir() else result_path
     try:
-        with meta.open() as fh:
-            data = json.load(fh) if meta.stat().st_size < 50 * 2**20 else None
+        with meta.open("rb") as fh:
+            fh.seek(max(0, meta.stat().st_size - 65536))
+            tail = fh.read().decode(errors="replace")
     except OSError:
         return None
-    if data is None:  # a huge schema-1 file: find the key without parsing it all
-        import re
-
-        with meta.open() as fh:
-            tail = fh.read()[-20000:]
-        m = re.search(r'"replay_wall_s":([0-9.e+-]+)', tail)
-        return float(m.group(1)) if m else None
-    return ((data.get("telemetry") or {}).get("harness") or {}).get("replay_wall_s")
+    m = re.search(r'"replay_wall_s":\s*([0-9.eE+-]+)', tail)
+    return float(m.group(1)) if m else None
 
 
 def sim_args(workload: str, strategy: str, out: Path, run_id: str) -> list[str]:
