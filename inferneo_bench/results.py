@@ -270,6 +270,8 @@ def save(result: RunResult, path: str | os.PathLike[str]) -> Path:
     from inferneo_bench import result_tables
 
     log = as_steplog(result.steps)
+    if entry.exists() and not entry.is_dir():
+        raise ResultFileError(f"{entry}: a file is in the way of the result folder; move it or choose another --out")
     with atomic_directory(entry) as tmp:
         if result.records_loaded:
             result_tables.write_requests(result.requests, tmp / REQUESTS_FILE)

@@ -228,22 +228,18 @@ def main() -> None:
           f"| {verdict(run_all.rss_mb, GOALS['run_rss_mb'])} |")  # fmt: skip
     print(f"| disk per strategy (largest) | {fmt(bdisk, ' MB')} | {adisk:,.1f} MB | <= 20 MB | "
           f"{verdict(adisk, GOALS['disk_mb'])} |")  # fmt: skip
-    if before_cmp:
-        n, m = before_cmp
-        bcmp = f"{m.wall_s:,.1f} s / {m.rss_mb:,.0f} MB ({n} results)"
-    else:
-        bcmp = "not measured"
-    print(f"| compare of the six (csv) | {bcmp} | {cmp_.wall_s:,.2f} s / {cmp_.rss_mb:,.0f} MB | <= 5 s, <= 1 GB | "
-          f"{verdict(cmp_.wall_s, GOALS['compare_s'])}, {verdict(cmp_.rss_mb, GOALS['compare_mb'])} |")  # fmt: skip
-    print(f"| compare of the run folder (table) | | {cmp6.wall_s:,.2f} s / {cmp6.rss_mb:,.0f} MB | <= 5 s, <= 1 GB | "
-          f"{verdict(cmp6.wall_s, GOALS['compare_s'])}, {verdict(cmp6.rss_mb, GOALS['compare_mb'])} |")  # fmt: skip
-    if before_chk:
-        n, m = before_chk
-        bchk = f"{m.wall_s:,.1f} s / {m.rss_mb:,.0f} MB ({n} results)"
-    else:
-        bchk = "not measured"
-    print(f"| check (six vs six) | {bchk} | {chk.wall_s:,.2f} s / {chk.rss_mb:,.0f} MB | <= 5 s, <= 1 GB | "
-          f"{verdict(chk.wall_s, GOALS['compare_s'])}, {verdict(chk.rss_mb, GOALS['compare_mb'])} |")  # fmt: skip
+
+    def cmd_row(label: str, before: tuple[int, Measured] | None, m: Measured, has_before: bool = True) -> None:
+        if before is not None:
+            was = f"{before[1].wall_s:,.1f} s / {before[1].rss_mb:,.0f} MB ({before[0]} results)"
+        else:
+            was = "not measured" if has_before else ""
+        ok = f"{verdict(m.wall_s, GOALS['compare_s'])}, {verdict(m.rss_mb, GOALS['compare_mb'])}"
+        print(f"| {label} | {was} | {m.wall_s:,.2f} s / {m.rss_mb:,.0f} MB | <= 5 s, <= 1 GB | {ok} |")
+
+    cmd_row("compare of the six (csv)", before_cmp, cmp_)
+    cmd_row("compare of the run folder (table)", None, cmp6, has_before=False)
+    cmd_row("check (six vs six)", before_chk, chk)
 
     def overhead(t: tuple[list[float | None], Measured] | None) -> str:
         if t is None:

@@ -52,27 +52,38 @@ def bench(strategy: BatchingStrategy, depth: int, calls: int, seed: int = 0) -> 
             core.add(req, now)
             counter += 1
 
+    members = 0
+
+    def complete(plan: StepPlan) -> None:
+        nonlocal members, now
+        assert isinstance(plan, StepPlan), "every timed call must be a dispatch"
+        tokens = {s.seq_id: 1 for s in plan.seqs if s.samples and not s.idle}
+        ids = [s.seq_id for s in plan.seqs]
+        members += len(ids)
+        now += 0.001
+        core.complete_step(plan, StepResult(0.001, tokens, 0, 0), ids, now)
+
+    times = timed(calls, top_up, lambda: core.plan(now), complete)
+    return times, members / calls
+
+
+def timed(calls: int, top_up, decide, after) -> list[float]:  # noqa: ANN001 - callables of the two benches
+    """Thread CPU time (us) of `decide()` over `calls` calls, the queue topped up (untimed) before each, and
+    `after(result)` (untimed) after each; garbage collection off while timing."""
     top_up()
     times = []
-    members = 0
     gc.collect()
     gc.disable()
     try:
         for _ in range(calls):
             top_up()
             t0 = time.thread_time_ns()
-            plan = core.plan(now)
-            t1 = time.thread_time_ns()
-            times.append((t1 - t0) / 1000.0)
-            assert isinstance(plan, StepPlan), "every timed call must be a dispatch"
-            tokens = {s.seq_id: 1 for s in plan.seqs if s.samples and not s.idle}
-            ids = [s.seq_id for s in plan.seqs]
-            members += len(ids)
-            now += 0.001
-            core.complete_step(plan, StepResult(0.001, tokens, 0, 0), ids, now)
+            out = decide()
+            times.append((time.thread_time_ns() - t0) / 1000.0)
+            after(out)
     finally:
         gc.enable()
-    return times, members / calls
+    return times
 
 
 def bench_reference(depth: int, calls: int, cap: int = 4, seed: int = 0) -> list[float]:
@@ -95,27 +106,19 @@ def bench_reference(depth: int, calls: int, cap: int = 4, seed: int = 0) -> list
             heapq.heappush(heap, (-req.priority, req.arrival_s, counter, req))
             counter += 1
 
-    times = []
-    gc.collect()
-    gc.disable()
-    try:
-        for _ in range(calls):
-            top_up()
-            t0 = time.thread_time_ns()
-            seqs, longest = [], 0
-            while heap and len(seqs) < cap:
-                req = heap[0][3]
-                p = max(longest, req.prompt_tokens)
-                if seqs and p * (len(seqs) + 1) > 4096:
-                    break
-                heapq.heappop(heap)
-                longest = p
-                seqs.append(SeqStep(req.request_id, 0, req.prompt_tokens, True))
-            StepPlan(seqs, padded=True, batch_id=0)
-            times.append((time.thread_time_ns() - t0) / 1000.0)
-    finally:
-        gc.enable()
-    return times
+    def decide() -> StepPlan:
+        seqs, longest = [], 0
+        while heap and len(seqs) < cap:
+            req = heap[0][3]
+            p = max(longest, req.prompt_tokens)
+            if seqs and p * (len(seqs) + 1) > 4096:
+                break
+            heapq.heappop(heap)
+            longest = p
+            seqs.append(SeqStep(req.request_id, 0, req.prompt_tokens, True))
+        return StepPlan(seqs, padded=True, batch_id=0)
+
+    return timed(calls, top_up, decide, lambda plan: None)
 
 
 def main() -> None:
