@@ -383,6 +383,19 @@ def records_of(result: RunResult) -> RunResult:
     return load(result.source)
 
 
+def request_fields(result: RunResult, names: list[str]) -> list[tuple[Any, ...]]:
+    """The chosen fields of every request, one tuple per request in record order: from the records in memory,
+    else from the result's requests table, reading only those columns (a summary-only result of an hour-long
+    run need not load millions of token gaps to count its rejections)."""
+    if not result.records_loaded and result.source is not None and result.source.is_dir():
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(result.source / REQUESTS_FILE, columns=names)
+        return list(zip(*(table.column(n).to_pylist() for n in names), strict=True))
+    full = records_of(result)
+    return [tuple(getattr(r, n) for n in names) for r in full.requests]
+
+
 # ---- discovery --------------------------------------------------------------------------------------------
 _V1_HEAD = re.compile(
     r'^\s*\{\s*"schema_version"\s*:\s*1\s*,\s*"tool"\s*:\s*\{[^{}]*"name"\s*:\s*"inferneo-bench"[^{}]*\}\s*,\s*"run"\s*:'

@@ -17,7 +17,19 @@ from inferneo_bench.steplog import StepLog, StepStats
 REPO = Path(__file__).resolve().parents[1]
 V1 = REPO / "tests" / "data" / "v1" / "adaptive-v1.json"
 WORKLOAD = str(REPO / "results" / "baseline" / "bursty-150.jsonl")
-SIM = ["--engine", "sim", "--profile", "tiny-cpu", "--workload", WORKLOAD, "--min-requests", "1", "--quiet"]
+SIM = [
+    "--engine",
+    "sim",
+    "--profile",
+    "tiny-cpu",
+    "--workload",
+    WORKLOAD,
+    "--min-requests",
+    "1",
+    "--min-duration",
+    "0",
+    "--quiet",
+]
 
 
 def run(cli, out: Path, *args: str) -> list[Path]:

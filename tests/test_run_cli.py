@@ -24,6 +24,8 @@ FAST = [
     "0",
     "--min-requests",
     "1",
+    "--max-arrival-lag-ms",
+    "1e9",  # a busy shared machine can delay arrivals; these tests are about files and figures, not lag
     "--quiet",
 ]
 
@@ -135,8 +137,10 @@ def test_result_file_is_json_with_the_contract_keys(cli, tmp_path):
 def test_demo_runs_every_strategy_through_run(cli, tmp_path):
     code, out, err = cli("demo", "--engine", "sim", "--profile", "tiny-cpu", "--out", str(tmp_path))
     assert code == 0, err
-    assert "pad avoided" in out and out.count("VALID") == 6
-    (run_dir,) = tmp_path.iterdir()
+    assert "pad avoided" in out and "VALID: all 6 results" in out and "INVALID" not in out
+    (run_dir,) = (p for p in tmp_path.iterdir() if p.name != "latest")
+    assert (tmp_path / "latest").resolve() == run_dir.resolve()
+    assert f"next: inferneo-bench compare {run_dir}" in " ".join(out.split())
     assert sorted(p.stem for p in run_dir.iterdir()) == sorted(
         ["fixed_size", "adaptive", "coalescing", "latency_optimized", "throughput_optimized", "continuous"]
     )

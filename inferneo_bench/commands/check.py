@@ -7,32 +7,69 @@ from pathlib import Path
 
 import typer
 
-from inferneo_bench.console import make_console
+from inferneo_bench.console import Activity, make_console
 
 _VERDICT_STYLE = {"REGRESSION": "bold red", "INCONCLUSIVE": "yellow", "IMPROVEMENT": "green", "OK": "green"}
 
 
+EPILOG = """\
+[bold]Example[/]: gate a scheduler change on five trials per side (the baseline made the same way, before):
+
+  inferneo-bench run --strategy all --repeat 5 --run-id current
+  inferneo-bench check --baseline results/baseline --current results/current
+
+[bold]Exit codes[/]: 0 no regression (OK or IMPROVEMENT); 1 REGRESSION; 3 INCONCLUSIVE (too noisy to decide: the \
+lines under the table say how many trials would); 2 bad input (missing or corrupt files, nothing to pair, results \
+that are not comparable).
+"""
+
+
 def check(
-    baseline: list[Path] = typer.Option(..., "--baseline", help="Baseline run folder or result file (repeatable)."),
-    current: list[Path] = typer.Option(..., "--current", help="Current run folder or result file (repeatable)."),
+    baseline: list[Path] = typer.Option(
+        ..., "--baseline", "-b", metavar="PATH", help="Baseline run folder or result file (repeatable)."
+    ),
+    current: list[Path] = typer.Option(
+        ..., "--current", "-c", metavar="PATH", help="Current run folder or result file (repeatable)."
+    ),
     metric: list[str] = typer.Option(
         [],
         "--metric",
+        metavar="NAME[:DIR][:PCT%]",
         help="NAME[:higher|lower][:THRESHOLD%] (repeatable; replaces the defaults output_throughput, "
         "p99_ttft_ms, p99_tpot_ms and request_goodput when SLOs were set).",
     ),
-    threshold: float = typer.Option(5.0, "--threshold", help="Smallest change (%) that fails the gate."),
-    noise_floor: float = typer.Option(1.0, "--noise-floor", help="The interval must clear this change (%)."),
-    alpha: float = typer.Option(0.01, "--alpha", help="One-sided Mann-Whitney U test level."),
-    markdown: Path | None = typer.Option(None, "--markdown", help="Write a markdown summary (for CI job summaries)."),
-    json_out: Path | None = typer.Option(None, "--json", help="Write the verdicts as JSON."),
+    threshold: float = typer.Option(5.0, "--threshold", metavar="PCT", help="Smallest change (%) that fails the gate."),
+    noise_floor: float = typer.Option(
+        1.0, "--noise-floor", metavar="PCT", help="The interval must clear this change (%)."
+    ),
+    alpha: float = typer.Option(0.01, "--alpha", metavar="P", help="One-sided Mann-Whitney U test level."),
+    markdown: Path | None = typer.Option(
+        None, "--markdown", metavar="FILE", help="Write a markdown summary (for CI job summaries)."
+    ),
+    json_out: Path | None = typer.Option(None, "--json", metavar="FILE", help="Write the verdicts as JSON."),
 ) -> None:
-    """Gate CI on performance: compare current trials with the baseline per strategy and metric."""
-    from inferneo_bench import regress
+    """Gate CI on performance: current trials against the baseline, per strategy and metric (exit 1: regression)."""
+    from inferneo_bench import regress, run_folders
+    from inferneo_bench.console import LARGE_BYTES, human_size
+    from inferneo_bench.errors import UserError
+    from inferneo_bench.fileio import disk_size
+    from inferneo_bench.results import find_result_files
+
+    baseline = [run_folders.resolve(p) for p in baseline]
+    current = [run_folders.resolve(p) for p in current]
 
     specs = [regress.parse_metric(m) for m in metric]
     settings = regress.Settings(threshold=threshold / 100, noise_floor=noise_floor / 100, alpha=alpha)
-    report = regress.check(baseline, current, specs or None, settings)
+    err = make_console(120, stderr=True)
+    try:
+        total = sum(disk_size(f) for f in find_result_files([*baseline, *current]))
+    except UserError:
+        total = 0  # regress.check names the bad path
+    text = f"the baseline and current results ({human_size(total)})"
+    with Activity(err if err.is_terminal else None, f"reading {text}") as act:
+        report = regress.check(baseline, current, specs or None, settings)
+    if total >= LARGE_BYTES:  # by size, not time: the same input prints the same lines
+        err.print(f"read {text} in {act.elapsed:.1f} s", highlight=False)
     _print(report)
     if markdown is not None:
         _write(markdown, to_markdown(report))
@@ -142,4 +179,4 @@ def to_markdown(report) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(check)
+    app.command(epilog=EPILOG)(check)

@@ -76,6 +76,20 @@ def _config(path: Path, hf: dict) -> ModelConfig:
     raise UserError(f"{path / 'config.json'}: model_type {kind!r} is not supported; use a GPT-2 or Llama checkpoint")
 
 
+def checkpoint_digest(path: Path) -> str:
+    """sha256 of a checkpoint folder's config.json and *.safetensors files (names and bytes, in name order),
+    streamed: the weights' identity for the result file."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for file in [path / "config.json", *sorted(path.glob("*.safetensors"))]:
+        digest.update(f"{file.name}\n".encode())
+        with file.open("rb") as fh:
+            while chunk := fh.read(1 << 22):
+                digest.update(chunk)
+    return f"sha256:{digest.hexdigest()}"
+
+
 def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 

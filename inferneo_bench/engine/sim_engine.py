@@ -59,6 +59,9 @@ class SimEngine:
 
     def model_info(self) -> dict[str, Any]:
         info = dict(self.profile.model_info)
+        info["weights"] = "none (simulated engine: step times from a profile)"
+        for key in ("weights_seed", "weights_sha256"):
+            info.pop(key, None)
         info["simulated_from"] = {
             "device_type": self.profile.device_type,
             "device_name": self.profile.device_name,

@@ -272,6 +272,8 @@ class TorchEngine:
         bucketed = graphs if bucketed_decode is None else (bucketed_decode or graphs)
         self.decoder = DecodeRunner(model, self.cache, graphs, BATCH_BUCKETS) if bucketed else None
         self.keep_logits = keep_logits
+        # what the weights are, for the result's `model` block; load_engine replaces it for a checkpoint
+        self.weights_info: dict = {"weights": "random (seeded)", "weights_seed": seed}
         self.last_logits: dict[str, torch.Tensor] = {}  # seq_id -> logits of its last sampled position (tests)
         self._seqs: dict[str, _Seq] = {}
         self._timer = _Timer(device)
@@ -296,6 +298,7 @@ class TorchEngine:
             "num_slots": self.num_slots,
             "kv_bytes_per_token": self.kv_bytes_per_token,
             "weight_bytes": self.weight_bytes,
+            **self.weights_info,
         }
 
     def tokens_of(self, seq_id: str) -> list[int]:
@@ -613,4 +616,9 @@ def load_engine(
             f"KV cache of {tokens} tokens holds no sequence of max_model_len {cfg.max_model_len}; "
             "raise --kv-cache-tokens or lower --max-model-len"
         )
-    return TorchEngine(net, cfg, num_slots=num_slots, device=dev, dtype=tdtype, seed=seed, **engine_options)
+    engine = TorchEngine(net, cfg, num_slots=num_slots, device=dev, dtype=tdtype, seed=seed, **engine_options)
+    if model not in PRESETS:
+        from inferneo_bench.engine.hf_loader import checkpoint_digest
+
+        engine.weights_info = {"weights": str(Path(model).resolve()), "weights_sha256": checkpoint_digest(Path(model))}
+    return engine

@@ -15,8 +15,11 @@ from typing import Any
 import numpy as np
 
 from inferneo_bench.report import bulk
-from inferneo_bench.report.tables import Column
+from inferneo_bench.report.tables import NOISE_BAND_PCT, Column
 from inferneo_bench.results import RunResult
+
+SECONDS_FROM_MS = 10_000.0  # a latency axis whose largest value reaches this many ms is drawn in seconds
+DELTA_COLORS = {"better": "#1a7f37", "worse": "#c62828", "same": "black"}
 
 STRATEGY_COLORS = {
     "fixed_size": "#7f7f7f",  # grey: the usual baseline
@@ -54,6 +57,65 @@ def _figure(width: float, height: float) -> Any:
     return Figure(figsize=(width, height), dpi=110, layout="constrained")
 
 
+def subtitle(columns: Sequence[Column]) -> str:
+    """What the figure shows, in one line: workload, model, device, engine, date and run id(s)."""
+
+    def one(values: Sequence[str], many: str) -> str:
+        distinct = list(dict.fromkeys(values))
+        return distinct[0] if len(distinct) == 1 else f"{len(distinct)} {many}"
+
+    results = [r for c in columns for r in c.results]
+    if not results:
+        return ""
+    devices = [f"{r.model.get('device_type')} ({r.model.get('device_name')})" for r in results]
+    dates = sorted(str(r.run.started_at)[:10] for r in results)
+    date = dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"
+    runs = list(dict.fromkeys(str(r.run.id) for r in results))
+    return " · ".join(
+        [
+            f"workload {one([str(r.workload.get('name')) for r in results], 'workloads')}",
+            f"model {one([str(r.model.get('name')) for r in results], 'models')}",
+            one(devices, "devices"),
+            f"engine {one([str(r.run.engine) for r in results], 'engines')}",
+            date,
+            f"run {runs[0]}" if len(runs) == 1 else f"{len(runs)} runs",
+        ]
+    )
+
+
+def _title(fig: Any, title: str, columns: Sequence[Column]) -> None:
+    """The figure's question on the first line, what it shows (subtitle) on the second."""
+    sub = subtitle(columns)
+    fig.suptitle(f"{title}\n{sub}" if sub else title, fontsize=11)
+
+
+def latency_unit(max_ms: float) -> tuple[float, str]:
+    """(factor, unit) for a latency axis: ms, or s once its largest value reaches SECONDS_FROM_MS."""
+    return (1e-3, "s") if max_ms >= SECONDS_FROM_MS else (1.0, "ms")
+
+
+def _plain_numbers(axis: Any) -> None:
+    """Tick labels as plain numbers with thousands separators: no '1e7' offset or scientific notation."""
+    from matplotlib.ticker import FuncFormatter
+
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.3g}"))
+
+
+def delta_pct(value: float, base: float) -> float | None:
+    if np.isnan(value) or np.isnan(base) or base == 0:
+        return None
+    return (value - base) / abs(base) * 100.0
+
+
+def delta_verdict(delta: float | None, higher: bool) -> str | None:
+    """better / worse / same (inside the ±NOISE_BAND_PCT band), as the table colours it."""
+    if delta is None:
+        return None
+    if abs(delta) < NOISE_BAND_PCT:
+        return "same"
+    return "better" if (delta > 0) == higher else "worse"
+
+
 # ------------------------------------------------------------------------------------------- per-request data
 
 
@@ -85,31 +147,44 @@ def _value(result: RunResult, key: str) -> float | None:
 
 
 def overview(columns: Sequence[Column], baseline: int = 0) -> Any:
-    """Horizontal bars: output throughput (higher better), p99 TTFT and mean E2EL (lower better); the best bar of
-    each panel starred; min-max error bars for repeated trials; the baseline value as a dashed line."""
+    """Horizontal bars: output throughput (higher better), p99 TTFT and mean E2EL (lower better); each bar
+    labelled with its value and its change against the baseline (green better, red worse, black inside the
+    ±1% noise band), the best bar starred; min-max error bars for repeated trials; the baseline as a dashed
+    line. Latency panels switch to seconds past 10,000 ms."""
     panels = (
-        ("output_throughput", "Output throughput (tok/s)", "higher is better →", True),
-        ("p99_ttft_ms", "p99 TTFT (ms)", "← lower is better", False),
-        ("mean_e2el_ms", "Mean E2E latency (ms)", "← lower is better", False),
+        ("output_throughput", "Output throughput", "tok/s", "higher is better →", True),
+        ("p99_ttft_ms", "p99 TTFT", "ms", "← lower is better", False),
+        ("mean_e2el_ms", "Mean E2E latency", "ms", "← lower is better", False),
     )
-    fig = _figure(13, 0.5 * len(columns) + 1.8)
+    fig = _figure(13, 0.5 * len(columns) + 2.0)
     axes = fig.subplots(1, 3, sharey=True)
     y = np.arange(len(columns))[::-1]
     names = [c.header for c in columns]
-    for ax, (key, label, hint, higher) in zip(axes, panels, strict=True):
+    for ax, (key, label, unit, hint, higher) in zip(axes, panels, strict=True):
         med, lo, hi = [], [], []
         for col in columns:
             vals = [v for v in (_value(r, key) for r in col.results) if v is not None]
             med.append(float(np.median(vals)) if vals else np.nan)
             lo.append(min(vals) if vals else np.nan)
             hi.append(max(vals) if vals else np.nan)
+        factor = 1.0
+        if unit == "ms":
+            factor, unit = latency_unit(np.nanmax(hi) if not np.all(np.isnan(hi)) else 0.0)
+        med, lo, hi = (np.asarray(a) * factor for a in (med, lo, hi))
         ax.barh(y, np.nan_to_num(med), color=[color_for(c.strategy) for c in columns], height=0.7)
         present = [m for m in med if not np.isnan(m)]
-        best = (max(present) if higher else min(present)) if present else None
-        for yi, col, m, low, high in zip(y, columns, med, lo, hi, strict=True):
+        best = (max(present) if higher else min(present)) if len(set(present)) > 1 else None
+        base = med[baseline]
+        for i, (yi, col, m, low, high) in enumerate(zip(y, columns, med, lo, hi, strict=True)):
             if col.trials > 1 and not np.isnan(m):
                 ax.errorbar([m], [yi], xerr=[[m - low], [high - m]], fmt="none", ecolor="black", capsize=4)
+            delta = None if i == baseline else delta_pct(m, base)
+            verdict = delta_verdict(delta, higher)
             text = "n/a" if np.isnan(m) else f"{m:,.1f}" + (" ★ best" if m == best else "")
+            if delta is not None:
+                text += "  ±0.0%" if round(delta, 1) == 0 else f"  {delta:+.1f}%"
+            elif i == baseline and not np.isnan(m):
+                text += "  (baseline)"
             end = 0.0 if np.isnan(m) else max(m, high)
             ax.annotate(
                 text,
@@ -118,19 +193,26 @@ def overview(columns: Sequence[Column], baseline: int = 0) -> Any:
                 textcoords="offset points",
                 va="center",
                 fontsize=9,
+                color=DELTA_COLORS.get(verdict or "same"),
                 fontweight="bold" if m == best else "normal",
                 bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1},
             )
-        if not np.isnan(med[baseline]):
-            ax.axvline(med[baseline], color="black", linestyle="--", linewidth=0.8)
+        if not np.isnan(base):
+            ax.axvline(base, color="black", linestyle="--", linewidth=0.8)
         ax.set_xlabel(hint)
-        ax.set_title(label)
-        ax.margins(x=0.3)
+        ax.set_title(f"{label} ({unit})")
+        ax.margins(x=0.45)
         ax.set_xlim(left=0)
+        _plain_numbers(ax.xaxis)
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(y, names)
-    trials = " (bars: median, whiskers: min–max over trials)" if any(c.trials > 1 for c in columns) else ""
-    fig.suptitle(f"Strategies at a glance; dashed line = baseline {columns[baseline].label}{trials}")
+    trials = "; bars: median, whiskers: min–max over trials" if any(c.trials > 1 for c in columns) else ""
+    _title(
+        fig,
+        f"Strategies at a glance: % = change against {columns[baseline].label} (dashed; "
+        f"within ±{NOISE_BAND_PCT:g}%: black){trials}",
+        columns,
+    )
     return fig
 
 
@@ -141,12 +223,14 @@ def latency_cdfs(columns: Sequence[Column]) -> Any:
     data = [request_latencies(c.results) for c in columns]
     titles = {"ttft": "Time to first token", "tpot": "Time per output token", "e2el": "End-to-end latency"}
     for ax, key in zip(axes, ("ttft", "tpot", "e2el"), strict=False):
+        top = max((float(d[key].max()) for d in data if d[key].size), default=0.0)
+        factor, unit = latency_unit(top)
         positive = [d[key][d[key] > 0] for d in data if d[key].size]
         span = max((p.max() for p in positive if p.size), default=1.0) / max(
             min((p.min() for p in positive if p.size), default=1.0), 1e-9
         )
         for col, d, style in zip(columns, data, _styles(columns), strict=False):
-            values = np.sort(d[key])
+            values = np.sort(d[key]) * factor
             if values.size == 0:
                 continue
             frac = np.arange(1, values.size + 1) / values.size
@@ -164,14 +248,16 @@ def latency_cdfs(columns: Sequence[Column]) -> Any:
             )
         if span > 30:
             ax.set_xscale("log")
+        else:
+            _plain_numbers(ax.xaxis)
         ax.set_title(f"{titles[key]} ({key.upper()})")
-        ax.set_xlabel(f"{key.upper()} (ms{', log scale' if span > 30 else ''})")
+        ax.set_xlabel(f"{key.upper()} ({unit}{', log scale' if span > 30 else ''})")
         ax.set_ylabel("fraction of requests ≤ x")
         ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)
     handles, names = axes[0].get_legend_handles_labels()
     fig.legend(handles, names, loc="outside lower center", ncol=min(len(names), 6) or 1, fontsize=9)
-    fig.suptitle("Latency distributions per strategy (further left = faster)")
+    _title(fig, "Latency distributions per strategy (further left = faster)", columns)
     return fig
 
 
@@ -193,10 +279,13 @@ def throughput_vs_latency(columns: Sequence[Column]) -> Any:
     ax = fig.subplots()
     points: list[tuple[float, float]] = []
     labels: list[tuple[str, float, float, str]] = []
+    ttfts = [v for c in columns for r in c.results if (v := _value(r, "p99_ttft_ms")) is not None]
+    factor, unit = latency_unit(max(ttfts, default=0.0))
     for col in columns:
         xs, ys = [], []
         for r in col.results:
             x, y = _value(r, "p99_ttft_ms"), _value(r, "output_throughput")
+            x = None if x is None else x * factor
             if x is not None and y is not None:
                 xs.append(x)
                 ys.append(y)
@@ -242,13 +331,15 @@ def throughput_vs_latency(columns: Sequence[Column]) -> Any:
             sy += [sy[-1], yv]
         ax.plot(sx, sy, color="black", linestyle="--", linewidth=1, zorder=1)
 
-    ax.set_xlabel("p99 TTFT (ms)  ← better")
+    ax.set_xlabel(f"p99 TTFT ({unit})  ← better")
     ax.set_ylabel("Output throughput (tok/s)  ↑ better")
     top = max((y for _, y in points), default=1.0) * 1.15
     ax.set_ylim(bottom=0, top=top)  # from 0: gaps at their true scale
     ax.set_xlim(left=0, right=max((x for x, _ in points), default=1.0) * 1.3)
     _place_labels(ax, labels, top)
-    ax.set_title("Throughput vs tail latency (upper left is better)")
+    _plain_numbers(ax.xaxis)
+    _plain_numbers(ax.yaxis)
+    _title(fig, "Throughput vs tail latency (upper left is better)", columns)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     return fig
@@ -401,7 +492,7 @@ def timelines(columns: Sequence[Column]) -> Any:
             title = metric
         axes[0, j].set_title(title, fontsize=10)
         axes[-1, j].set_xlabel("time since run start (s)")
-    fig.suptitle("What each strategy did over the run")
+    _title(fig, "What each strategy did over the run", columns)
     return fig
 
 
@@ -435,11 +526,14 @@ def batch_histogram(columns: Sequence[Column]) -> Any:
         ax.grid(axis="y", alpha=0.3)
     for ax in axes[len(columns) :]:
         ax.set_visible(False)
+    from matplotlib.ticker import MaxNLocator
+
     for ax in axes[: len(columns)]:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # batch sizes are whole sequences
         ax.set_xlabel("batch size (sequences per step)")
         ax.set_ylabel("share of steps (%)")
         ax.label_outer()
-    fig.suptitle("Batch sizes the strategies ran (dashed: mean)")
+    _title(fig, "Batch sizes the strategies ran (dashed: mean)", columns)
     return fig
 
 

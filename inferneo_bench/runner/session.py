@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from inferneo_bench import results
-from inferneo_bench.errors import UserError
+from inferneo_bench.console import Activity, human_size
+from inferneo_bench.errors import UserError, did_you_mean
+from inferneo_bench.fileio import disk_size
 from inferneo_bench.metrics import SLO_METRICS, summarize
 from inferneo_bench.runner.clock import VirtualClock, WallClock
 from inferneo_bench.runner.replay import Progress, ReplayOptions, replay
@@ -26,10 +28,12 @@ from inferneo_bench.scheduler import RUNNER_DEFAULTS, BatchingStrategy, ConfigEr
 from inferneo_bench.steplog import DEFAULT_KEEP_STEPS
 
 STRATEGIES = tuple(s.value for s in BatchingStrategy)
+SHORT_STRATEGY_NAMES = ("fixed", "adaptive", "coalescing", "latency", "throughput", "continuous")
 
 
 def resolve_strategies(names: str) -> list[str]:
-    """'all', short names and the seed's long names, comma-separated (names parsed by BatchingStrategy)."""
+    """'all', short names and the Inferneo design document's long names, comma-separated (names parsed by
+    BatchingStrategy); an unknown name is an error that suggests the nearest known one."""
     out: list[str] = []
     for raw in names.split(","):
         if raw.strip().lower() == "all":
@@ -38,8 +42,11 @@ def resolve_strategies(names: str) -> list[str]:
         try:
             out.append(BatchingStrategy.parse(raw).value)
         except ConfigError:
-            short = ", ".join(["fixed", "adaptive", "coalescing", "latency", "throughput", "continuous", "all"])
-            raise UserError(f"unknown strategy {raw.strip()!r}; choose one of: {short} (or the long names)") from None
+            choices = [*SHORT_STRATEGY_NAMES, "all"]
+            hint = did_you_mean(raw.strip().lower().replace("-", "_"), [*choices, *STRATEGIES])
+            raise UserError(
+                f"unknown strategy {raw.strip()!r}{hint}; choose one of: {', '.join(choices)} (or the long names)"
+            ) from None
     return list(dict.fromkeys(out))
 
 
@@ -91,6 +98,7 @@ class TrialOutcome:
 
     path: Path
     result: results.RunResult
+    files: list[Path] = field(default_factory=list)  # every file written for this trial (result first)
 
 
 def _invocation() -> str:
@@ -210,6 +218,8 @@ def run_trial(
     engine: Any,
     environment: dict[str, Any],
     on_progress: Callable[[Progress], None] | None = None,
+    console: Any = None,
+    on_replayed: Callable[[int], None] | None = None,
 ) -> TrialOutcome:
 
     config = fit_to_engine(scheduler_config(options.config, {}), engine)
@@ -244,6 +254,8 @@ def run_trial(
         )
     finally:
         telemetry = sampler.stop()
+    if on_replayed is not None:  # e.g. complete and stop the progress bar, so that the save's status shows below it
+        on_replayed(sum(r.status != "pending" for r in outcome.requests))
     telemetry["torch_peak_allocated_mb"] = _torch_peak_mb(engine)
     telemetry["harness"] = outcome.harness
     summary = summarize(outcome.requests, outcome.steps, telemetry, options.slo)
@@ -278,10 +290,17 @@ def run_trial(
     )
     del outcome  # the result holds the records now; nothing else may keep them alive past the save
     name = strategy if trial is None else f"{strategy}-trial{trial}"
-    path = results.save(result, options.out / run_id / name)
+    path = options.out / run_id / name
+    size = f"{len(result.requests):,} requests, {result.steps.num_steps:,} steps"
+    with Activity(console, f"saving {path} ({size})") as act:
+        path = results.save(result, path)
+    files = [path]
     if options.csv:
-        write_requests_csv(result, path / "requests.csv")
-    return TrialOutcome(path, results.release_records(result))
+        files.append(write_requests_csv(result, path / "requests.csv"))
+    if console is not None:
+        also = "".join(f" + {f.name}" for f in files[1:])
+        console.print(f"saved {path} ({human_size(disk_size(path))}, {act.elapsed:.1f} s){also}", highlight=False)
+    return TrialOutcome(path, results.release_records(result), files)
 
 
 def fit_to_engine(config: Any, engine: Any) -> Any:
@@ -389,6 +408,11 @@ def run_session(options: RunOptions, console: Any = None) -> tuple[list[TrialOut
     engine = build_engine(options, base.max_num_seqs)
     try:
         workload, context = load_session_workload(options, engine.max_model_len)
+        if console is not None:
+            from inferneo_bench.runner.summary_table import intro_lines
+
+            for line in intro_lines(engine.model_info(), workload, options, context):
+                console.print(line)
         warm_up(engine)
         environment = capture(torch_runtime=options.engine == "torch")
         run_id = options.run_id or new_run_id()
@@ -408,6 +432,8 @@ def run_session(options: RunOptions, console: Any = None) -> tuple[list[TrialOut
                         engine=engine,
                         environment=environment,
                         on_progress=progress.update,
+                        console=console,
+                        on_replayed=progress.close,
                     )
                 outcomes.append(outcome)
                 if outcome.result.run.status == "interrupted":

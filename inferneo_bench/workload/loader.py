@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from inferneo_bench.errors import UserError
+from inferneo_bench.errors import UserError, did_you_mean
 from inferneo_bench.workload import synthetic
 from inferneo_bench.workload.replay import CONTEXT_POLICIES, apply_replay
 from inferneo_bench.workload.spec import Workload, build_requests
@@ -78,7 +78,8 @@ def resolve(name_or_path: str | Path) -> Path:
     if path.is_dir():
         raise UserError(f"{path}: is a directory; give a workload name, a spec YAML or a trace file")
     names = ", ".join(available()) or f"none found in {workloads_dir()}"
-    raise UserError(f"unknown workload {text!r}: not a shipped name ({names}) nor an existing file")
+    hint = did_you_mean(text, available())
+    raise UserError(f"unknown workload {text!r}{hint}: not a shipped name ({names}) nor an existing file")
 
 
 def load_workload(name_or_path: str | Path, **overrides: Any) -> Workload:
