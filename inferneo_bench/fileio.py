@@ -1,15 +1,17 @@
-"""Atomic file writes, so that a crash, Ctrl-C, SIGTERM or SIGKILL never leaves half a result, profile,
-workload or CSV file behind, nor a stray temp file.
+"""Atomic writes, so that a crash, Ctrl-C, SIGTERM or SIGKILL never leaves half a result, profile, workload or
+CSV file behind.
 
-On Linux the content is written to an anonymous file (O_TMPFILE: it has no name until it is complete) that is
-then linked into place; a process killed mid-write leaves nothing. Elsewhere (or on a filesystem without
-O_TMPFILE) a named temp file `.NAME.<pid>.<random>.tmp` in the target folder is renamed into place; one
-orphaned by a kill is removed by `clean_stale_temps` (its pid is dead) and ignored by every reader (dotfile).
+A file is written to an anonymous file (Linux O_TMPFILE: it has no name until it is complete) that is then
+linked into place: a process killed mid-write leaves nothing. Elsewhere (or on a filesystem without O_TMPFILE)
+a named temp file `.NAME.<pid>.<random>.tmp` is renamed into place. A folder (a result entry) is written into a
+hidden `.NAME.<pid>.<random>.tmp` folder and renamed into place. A temp left by a killed process (its pid is
+gone) is removed by `clean_stale_temps` (a new run in that folder, `recover`), and ignored by every reader.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -121,18 +123,51 @@ def _pid_alive(pid: int) -> bool:
 
 
 def clean_stale_temps(folder: Path) -> list[Path]:
-    """Remove `.NAME.<pid>.<random>.tmp` files of `folder` whose writing process is gone; returns them."""
+    """Remove the `.NAME.<pid>.<random>.tmp` (or `.old`) files and folders of `folder` whose writing process is
+    gone; returns them."""
     import re
 
     removed = []
-    for p in folder.glob(".*.tmp"):
-        match = re.search(r"\.(\d+)\.[^.]*\.tmp$", p.name) or re.search(r"-(\d+)\.tmp$", p.name)
+    for p in [*folder.glob(".*.tmp"), *folder.glob(".*.old")]:
+        match = re.search(r"\.(\d+)\.[^.]*\.(tmp|old)$", p.name) or re.search(r"-(\d+)\.tmp$", p.name)
         pid = int(match.group(1)) if match else None
         if pid is None or pid == os.getpid() or _pid_alive(pid):
             continue
-        p.unlink(missing_ok=True)
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
         removed.append(p)
     return removed
+
+
+@contextmanager
+def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield an empty hidden folder beside `path`; on success it is renamed to `path` (replacing a folder
+    already there), so readers see the old folder or the whole new one, never a partial one. On failure the
+    temporary folder is removed. A file (not a folder) at `path` is an error: it is never replaced. The temp
+    folder's name carries the pid, so that one left by a killed process is found stale (clean_stale_temps)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"{path}: a file is in the way of the result folder; move it or choose another name")
+    prefix = f".{path.name}.{os.getpid()}."
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=prefix, suffix=".tmp"))
+    try:
+        yield tmp
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes the folder private; results are meant to be shared
+        if path.is_dir():
+            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=prefix, suffix=".old"))
+            os.rename(path, old / "entry")
+            os.rename(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def disk_size(path: str | os.PathLike[str]) -> int:

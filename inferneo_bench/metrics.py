@@ -26,16 +26,18 @@ from typing import Any
 
 import numpy as np
 
+from inferneo_bench.result_tables import flat_floats
 from inferneo_bench.results import RequestRecord, StepRecord
+from inferneo_bench.steplog import StepLog, as_steplog
 
 LATENCY_METRICS = ("ttft", "tpot", "itl", "e2el", "queue")
 PERCENTILES = (50, 90, 95, 99)
 SLO_METRICS = ("ttft_ms", "tpot_ms", "e2el_ms")
 
 
-def distribution(values_s: Iterable[float], name: str) -> dict[str, float | None]:
+def distribution(values_s: Iterable[float] | np.ndarray, name: str) -> dict[str, float | None]:
     """mean/median/std/p50/p90/p95/p99/max of `name`, in milliseconds; all None when there is no value."""
-    values = np.asarray(list(values_s), dtype=float) * 1000.0
+    values = (values_s if isinstance(values_s, np.ndarray) else np.fromiter(values_s, dtype=float)) * 1000.0
     keys = [f"mean_{name}_ms", f"median_{name}_ms", f"std_{name}_ms"]
     keys += [f"p{p}_{name}_ms" for p in PERCENTILES] + [f"max_{name}_ms"]
     if values.size == 0:
@@ -77,7 +79,7 @@ def meets_slo(r: RequestRecord, slo: dict[str, float]) -> bool:
 
 def summarize(
     requests: Sequence[RequestRecord],
-    steps: Sequence[StepRecord],
+    steps: Sequence[StepRecord] | StepLog,
     telemetry: dict[str, Any] | None = None,
     slo: dict[str, float] | None = None,
 ) -> dict[str, Any]:
@@ -118,7 +120,7 @@ def summarize(
     }
     summary.update(distribution((ttft_s(r) for r in timed), "ttft"))
     summary.update(distribution((t for r in timed if (t := tpot_s(r)) is not None), "tpot"))
-    summary.update(distribution((gap for r in timed for gap in r.itl_s), "itl"))
+    summary.update(distribution(flat_floats(r.itl_s for r in timed), "itl"))
     summary.update(distribution((e2el_s(r) for r in done if r.finish_s is not None), "e2el"))
     summary.update(distribution((r.scheduled_s - r.arrival_s for r in done if r.scheduled_s is not None), "queue"))
     summary.update(step_figures(steps))
@@ -132,17 +134,18 @@ def summarize(
     return summary
 
 
-def step_figures(steps: Sequence[StepRecord]) -> dict[str, float | None]:
-    sizes = np.asarray([s.batch_size for s in steps], dtype=float)
-    computed = sum(s.new_tokens + s.padded_tokens for s in steps)
-    slot_steps = int(sizes.sum())
+def step_figures(steps: Sequence[StepRecord] | StepLog) -> dict[str, float | None]:
+    """Batch-size figures over every engine step, from the exact step aggregates (steplog.StepStats), so they
+    are the same whether a result kept every step's row or only the aggregates."""
+    stats = as_steplog(steps).stats()
+    computed = stats.new_tokens + stats.padded_tokens
     return {
-        "mean_batch_size": float(sizes.mean()) if sizes.size else None,
-        "p50_batch_size": float(np.median(sizes)) if sizes.size else None,
-        "max_batch_size": int(sizes.max()) if sizes.size else None,
-        "padding_waste_frac": (sum(s.padded_tokens for s in steps) / computed) if computed else None,
-        "idle_slot_frac": (sum(s.idle_slots for s in steps) / slot_steps) if slot_steps else None,
-        "num_steps": len(steps),
+        "mean_batch_size": stats.mean_batch_size(),
+        "p50_batch_size": stats.median_batch_size(),
+        "max_batch_size": stats.max_batch_size(),
+        "padding_waste_frac": (stats.padded_tokens / computed) if computed else None,
+        "idle_slot_frac": (stats.idle_slots / stats.slot_steps) if stats.slot_steps else None,
+        "num_steps": stats.num_steps,
     }
 
 

@@ -364,7 +364,7 @@ def load_side(paths: Sequence[str | Path], side: str, notes: list[str]) -> dict[
             continue
         seen.add(path.resolve())
         try:
-            run = results.load_head(path)  # the gate reads summaries: never the records of a huge file
+            run = results.load_summary(path)  # the gate reads summaries only
         except ResultFileError as exc:
             not_ours = "missing key 'schema_version'" in str(exc) or "top level is not a JSON object" in str(exc)
             if path not in explicit and not_ours:

@@ -48,7 +48,7 @@ def resolve(path: str | os.PathLike[str]) -> Path:
 @dataclass
 class RunFolder:
     path: Path
-    files: list[Path]
+    files: list[Path]  # its results: result folders (schema 2) or result files (schema 1)
     bytes: int
     modified: float
 
@@ -57,17 +57,30 @@ class RunFolder:
         return sorted({f.stem.split("-trial")[0] for f in self.files})
 
 
+def _results_in(folder: Path) -> list[Path]:
+    """The results directly in `folder`: result folders and schema-1 result files (results.is_result)."""
+    from inferneo_bench.results import is_result
+
+    return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and is_result(p))
+
+
 def runs_below(folder: Path) -> list[RunFolder]:
-    """The run folders (folders that directly hold result files) below `folder`, newest first; only names,
-    sizes and times are read. A folder holding result files itself, or holding only one run, gives []."""
-    if any(f.suffix == ".json" for f in folder.glob("*.json")):
+    """The run folders (folders that directly hold results) below `folder`, newest first; only names, sizes,
+    times and the first bytes of each result.json are read. A folder holding results itself, or holding only
+    one run, gives []."""
+    from inferneo_bench.fileio import disk_size
+    from inferneo_bench.results import RESULT_FILE
+
+    if _results_in(folder):
         return []
     runs: list[RunFolder] = []
     for sub in sorted(p for p in folder.rglob("*") if p.is_dir() and not p.is_symlink()):
-        files = sorted(f for f in sub.glob("*.json") if not f.name.startswith("."))
+        if (sub / RESULT_FILE).is_file():
+            continue  # a result folder, not a run folder
+        files = _results_in(sub)
         if files:
-            stats = [f.stat() for f in files]
-            runs.append(RunFolder(sub, files, sum(s.st_size for s in stats), max(s.st_mtime for s in stats)))
+            stamps = [(f / RESULT_FILE if f.is_dir() else f).stat().st_mtime for f in files]
+            runs.append(RunFolder(sub, files, sum(disk_size(f) for f in files), max(stamps)))
     if len(runs) < 2:
         return []
     return sorted(runs, key=lambda r: r.modified, reverse=True)
@@ -83,7 +96,7 @@ def describe_runs(runs: list[RunFolder], limit: int = 20) -> list[str]:
     for r in runs[:limit]:
         when = datetime.fromtimestamp(r.modified).strftime("%Y-%m-%d %H:%M")
         names = "all strategies" if set(r.strategies) == every else ", ".join(short.get(n, n) for n in r.strategies)
-        count = f"{len(r.files)} file{'s' * (len(r.files) != 1)}"
+        count = f"{len(r.files)} result{'s' * (len(r.files) != 1)}"
         lines.append(f"  {r.path}  {when}  {count}, {human_size(r.bytes)}: {names}")
     if len(runs) > limit:
         lines.append(f"  ... and {len(runs) - limit} older runs")

@@ -114,15 +114,16 @@ def test_run_prints_outcomes_files_latest_and_the_next_command(cli, tmp_path, mo
     assert code == 0, err
     assert max(len(line) for line in out.splitlines()) <= 80, out
     flat = " ".join(out.split())
-    loaded = [results.load(tmp_path / "t" / f"{s}.json") for s in ("fixed_size", "continuous")]
+    loaded = [results.load(tmp_path / "t" / s) for s in ("fixed_size", "continuous")]
     rejected = loaded[0].summary["rejected"]
     assert rejected > 0 and all(r.summary["rejected"] == rejected for r in loaded)
     assert f"rejected {rejected}/60 in every strategy, e.g. prompt " in flat and "exceeds the model context 300" in flat
     assert "will be rejected" in flat and "weights: none (simulated engine" in flat
     assert "goodput = completed requests meeting ttft_ms <= 200 per second" in flat  # the column, with --slo
     assert all(f"{r.summary['request_goodput']:.2f}" in flat for r in loaded)
-    for name in ("fixed_size.json", "fixed_size.requests.csv", "continuous.json", "continuous.requests.csv"):
-        assert name in flat
+    for name in ("fixed_size", "continuous"):  # result folders, the CSV inside each
+        assert f"saved {tmp_path / 't' / name} (" in flat and (tmp_path / "t" / name / "requests.csv").is_file()
+    assert flat.count("+ requests.csv") == 2
     assert f"next: inferneo-bench compare {tmp_path / 't'}" in flat
     latest = tmp_path / "latest"
     assert latest.is_symlink() and latest.resolve() == (tmp_path / "t").resolve()
@@ -176,7 +177,7 @@ def test_compare_on_a_folder_of_runs_lists_them_instead_of_loading(cli, tmp_path
     lines = err.splitlines()
     assert lines[0] == f"{tmp_path}/ holds 2 runs (newest first):"
     assert {line.split()[0] for line in lines[1:3]} == {str(tmp_path / "run-a"), str(tmp_path / "run-b")}
-    assert lines[1].endswith(": all strategies") and "  6 files, " in lines[1]
+    assert lines[1].endswith(": all strategies") and "  6 results, " in lines[1]
     assert lines[-1].startswith(f"error: {tmp_path}/ holds 2 runs, not one; compare one run folder, e.g. ")
     assert cli("compare", str(tmp_path / "run-a"), "--format", "csv")[0] == 0  # one run: compared
 

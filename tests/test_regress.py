@@ -318,11 +318,12 @@ def test_bad_inputs(tmp_path):
         regress.check([tmp_path / "base"], [tmp_path / "base"], settings=Settings(alpha=0.7))
 
 
-def test_non_result_json_in_a_folder_is_skipped(tmp_path):
+def test_non_result_json_in_a_folder_is_not_taken_for_a_result(tmp_path):
     write_trials(tmp_path / "base", "adaptive", trials(1000)[:5])
     (tmp_path / "base" / "notes.json").write_text(json.dumps({"hello": 1}))
+    (tmp_path / "base" / "sweep.json").write_text(json.dumps({"schema_version": 2, "tool": {"name": "x"}}))
     report = regress.check([tmp_path / "base"], [tmp_path / "base"])
-    assert report.exit_code == 0 and any("skipped" in n and "notes.json" in n for n in report.notes)
+    assert report.exit_code == 0 and {c.n_baseline for c in report.comparisons} == {5}
 
 
 def test_infinite_change_is_valid_json_and_duplicates_count_once(tmp_path):

@@ -53,7 +53,7 @@ def test_torch_run_saves_results_that_recompute_exactly(cli, tmp_path):
         assert_recomputes(r)
     assert loaded[0].summary["padding_waste_frac"] > 0  # static batches pad prompts
     assert loaded[1].summary["padding_waste_frac"] == 0  # continuous does not
-    rows = list(csv.DictReader((tmp_path / "t" / "fixed_size.requests.csv").open()))
+    rows = list(csv.DictReader((tmp_path / "t" / "fixed_size" / "requests.csv").open()))
     assert len(rows) == 16 and rows[0]["status"] == "completed"
 
 
@@ -61,8 +61,8 @@ def test_repeat_writes_one_file_per_trial(cli, tmp_path):
     loaded = run_ok(cli, tmp_path, "--strategy", "latency", "--repeat", "2", "--num-requests", "6")
     assert [r.run.trial for r in loaded] == [1, 2]
     assert sorted(p.name for p in (tmp_path / "t").iterdir()) == [
-        "latency_optimized-trial1.json",
-        "latency_optimized-trial2.json",
+        "latency_optimized-trial1",
+        "latency_optimized-trial2",
     ]
 
 
@@ -120,7 +120,7 @@ def test_ctrl_c_saves_partial_result(cli, tmp_path, monkeypatch):
 
 def test_result_file_is_json_with_the_contract_keys(cli, tmp_path):
     (r,) = run_ok(cli, tmp_path, "--strategy", "adaptive", "--num-requests", "4")
-    data = json.loads((tmp_path / "t" / "adaptive.json").read_text())
+    data = json.loads((tmp_path / "t" / "adaptive" / "result.json").read_text())
     assert list(data) == list(results.TOP_LEVEL_KEYS)
     for key in (
         "completed",

@@ -265,7 +265,7 @@ def test_killed_server_gives_a_partial_consistent_result(cli, tmp_path):
         proc.kill()
         proc.wait(10)
     assert code == 1 and "server became unreachable" in err, err
-    r = results.load(tmp_path / "killed" / "continuous.json")
+    r = results.load(tmp_path / "killed" / "continuous")
     s = r.summary
     assert r.run.status == "failed" and not r.run.validity["valid"]
     assert s["completed"] + s["failed"] == 30 == len(r.requests)  # failed: every unsuccessful request (vLLM)

@@ -45,7 +45,7 @@ def sim_runs(tmp_path_factory) -> Path:
     ("other", "phrase"), [("slo", "SLOs differs: None ("), ("warm", "warm-up requests differs: 0 (")]
 )
 def test_compare_refuses_other_slos_or_warmup_and_force_flags_every_format(cli, sim_runs, other, phrase):
-    a, b = str(sim_runs / "a" / "fixed_size.json"), str(sim_runs / other / "continuous.json")
+    a, b = str(sim_runs / "a" / "fixed_size"), str(sim_runs / other / "continuous")
     code, out, err = cli("compare", a, b)
     assert code == 2 and out == "" and phrase in err and "--force" in err and err.count("\n") == 1
     for fmt in ("table", "markdown", "csv", "json"):
@@ -68,7 +68,7 @@ def test_check_refuses_other_slos_and_flags_when_forced(cli, sim_runs, tmp_path)
 def test_check_fails_when_every_current_request_was_rejected(cli, sim_runs):
     code, out, _ = cli("check", "--baseline", str(sim_runs / "a"), "--current", str(sim_runs / "rejected"), "--force")
     assert code == 1 and "check: FAIL" in out
-    assert "no request completed in continuous.json (30 rejected" in out
+    assert "no request completed in continuous (30 rejected" in out
 
 
 def test_identical_simulated_runs_pass_and_count_metrics_are_gated(cli, sim_runs, tmp_path):
@@ -107,7 +107,7 @@ def test_one_wall_clock_trial_per_side_is_inconclusive(tmp_path):
     """Issue 17 item 4: two identical torch runs gave p99_ttft_ms +107.8% REGRESSION '(deterministic trials)'."""
     for side, ttft in (("base", 100.0), ("cur", 207.8)):
         s = {"output_throughput": 1000.0, "p99_ttft_ms": ttft, "p99_tpot_ms": 20.0, "completed": 100}
-        results.save(make_run("continuous", s, engine="torch"), tmp_path / side / "continuous.json")
+        results.save(make_run("continuous", s, engine="torch"), tmp_path / side / "continuous")
     report = regress.check([tmp_path / "base"], [tmp_path / "cur"])
     row = next(c for c in report.comparisons if c.metric == "p99_ttft_ms")
     assert row.verdict == INCONCLUSIVE and report.exit_code == 3
@@ -115,7 +115,7 @@ def test_one_wall_clock_trial_per_side_is_inconclusive(tmp_path):
     assert "one wall-clock trial per side cannot separate a change from noise" in row.reason
     assert "deterministic" not in row.reason
     for side in ("base", "cur"):  # the same figures from the simulator (virtual clock) compare exactly
-        path = tmp_path / side / "continuous.json"
+        path = tmp_path / side / "continuous"
         r = results.load(path)
         r.run.engine = "sim"
         results.save(r, path)

@@ -92,13 +92,14 @@ def test_a_result_file_too_big_for_memory_is_refused(cli, tmp_path, monkeypatch)
     assert code == 2 and "reading this" in err and "result file needs about" in err
 
 
-def test_check_reads_only_the_head_of_a_result_file(cli, tmp_path, monkeypatch):
+def test_check_reads_summaries_only(cli, tmp_path, monkeypatch):
+    """A result entry's tables are never opened by check (results.load_summary reads result.json only)."""
     from inferneo_bench import results
 
     code, out, err = cli("run", *SIM, "-n", "8", "--out", str(tmp_path), "--run-id", "r")
-    path = Path(out.split()[0])
-    head = results.load_head(path)
-    full = results.load(path)
-    assert head.summary == full.summary and head.requests == [] and head.steps == []
-    monkeypatch.setattr(results, "HEAD_CHUNK", 256)  # a head spread over many chunks still parses
-    assert results.load_head(path).summary == full.summary
+    entry = Path(out.split()[0])
+    (entry / "requests.parquet").write_bytes(b"not parquet: check must not read it")
+    code, out, err = cli("check", "-b", str(entry), "-c", str(entry))
+    assert code == 0, out + err
+    with pytest.raises(UserError, match="unreadable table"):
+        results.load(entry)

@@ -34,26 +34,26 @@ def no_temp_files(folder: Path) -> bool:
     return not [p for p in folder.rglob("*") if p.name.endswith(".tmp")]
 
 
-def signal_at_step(monkeypatch, step: int, *signums: int) -> None:
-    """Send the signals to this process once the replay has run `step` steps (from the journal's step hook)."""
+def signal_after_requests(monkeypatch, count: int, *signums: int) -> None:
+    """Send the signals to this process once `count` requests have ended (from the journal's request hook)."""
     from inferneo_bench.runner import journal
 
-    real = journal.Journal.step
+    real = journal.Journal.request
     seen = {"n": 0}
 
-    def step_hook(self, record):
+    def request_hook(self, record):
         real(self, record)
         seen["n"] += 1
-        if seen["n"] == step:
+        if seen["n"] == count:
             for signum in signums:
                 os.kill(os.getpid(), signum)
 
-    monkeypatch.setattr(journal.Journal, "step", step_hook)
+    monkeypatch.setattr(journal.Journal, "request", request_hook)
 
 
 @pytest.mark.parametrize(("signums", "code"), [((signal.SIGTERM,), 143), ((signal.SIGINT, signal.SIGINT), 130)])
 def test_sigterm_and_double_ctrl_c_save_the_partial_result(cli, tmp_path, monkeypatch, signums, code):
-    signal_at_step(monkeypatch, 40, *signums)
+    signal_after_requests(monkeypatch, 20, *signums)
     got, out, err = run(cli, tmp_path, "--csv")
     assert got == code, err
     assert "interrupted: partial results saved" in err
@@ -62,8 +62,13 @@ def test_sigterm_and_double_ctrl_c_save_the_partial_result(cli, tmp_path, monkey
     assert result.run.status == "interrupted" and result.run.validity["checks"]["run_completed"] is False
     assert_complete(result, 80)
     assert 0 < result.summary["completed"] < 80 and result.summary["cancelled"] > 0
-    assert path.with_suffix(".requests.csv").is_file()
-    assert sorted(p.name for p in path.parent.iterdir()) == ["adaptive.json", "adaptive.requests.csv"]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["adaptive"]  # no journal, lock or temp left
+    assert sorted(p.name for p in path.iterdir()) == [
+        "requests.csv",
+        "requests.parquet",
+        "result.json",
+        "steps.parquet",
+    ]
 
 
 def test_a_second_signal_during_the_save_does_not_abort_it(cli, tmp_path, monkeypatch):
@@ -102,25 +107,22 @@ def _killed_child(cli, out: Path, kill_after_requests: int, during_save: bool = 
                     os.kill(os.getpid(), signal.SIGKILL)
 
             journal.Journal.request = request_hook
-            if during_save:
-                real_writer = fileio.atomic_writer
+            if during_save:  # SIGKILL with half a result entry written into its hidden temp folder
+                real_directory = fileio.atomic_directory
 
-                def dying_writer(path, newline=None):
-                    class Killer:
-                        def __enter__(self):
-                            self.cm = real_writer(path, newline)
-                            fh = self.cm.__enter__()
-                            fh.write('{"schema_version": 1, "half":')
-                            fh.flush()
-                            os.kill(os.getpid(), signal.SIGKILL)
+                class Dying:
+                    def __init__(self, path):
+                        self.cm = real_directory(path)
 
-                        def __exit__(self, *exc):
-                            return False
+                    def __enter__(self):
+                        tmp = self.cm.__enter__()
+                        (tmp / "result.json").write_text('{"schema_version": 2, "half":')
+                        os.kill(os.getpid(), signal.SIGKILL)
 
-                    return Killer()
+                    def __exit__(self, *exc):
+                        return False
 
-                fileio.atomic_writer = dying_writer
-                results.atomic_writer = dying_writer
+                results.atomic_directory = Dying
             run(cli, out)
         finally:
             os._exit(3)
@@ -133,18 +135,18 @@ def test_sigkill_leaves_a_recoverable_journal_and_no_temp_file(cli, tmp_path, af
     status = _killed_child(cli, tmp_path, after, during_save)
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
     folder = tmp_path / "r"
-    assert not (folder / "adaptive.json").exists() and (folder / "adaptive.journal.jsonl").is_file()
-    assert no_temp_files(tmp_path)
+    assert not (folder / "adaptive").exists() and (folder / "adaptive.journal.jsonl").is_file()
     code, out, err = cli("recover", str(folder))
     assert code == 0, err
-    assert out.startswith(f"recovered {folder / 'adaptive.json'}: ")
-    result = results.load(folder / "adaptive.json")
+    assert out.startswith(f"recovered {folder / 'adaptive'}: ") or "removed stale temp" in out
+    assert no_temp_files(tmp_path)  # a temp folder of a save cut by the kill: removed by recover
+    result = results.load(folder / "adaptive")
     assert result.run.status == "interrupted" and result.strategy["stats"] == {
         "recovered_from": "adaptive.journal.jsonl"
     }
     assert_complete(result, 80)
     assert result.summary["completed"] >= (after if not during_save else 80) - 5
-    assert sorted(p.name for p in folder.iterdir()) == ["adaptive.json"]  # journal and stale lock gone
+    assert sorted(p.name for p in folder.iterdir()) == ["adaptive"]  # journal and stale lock gone
     code, _, err = cli("recover", str(folder))
     assert code == 2 and "no journals" in err
 
@@ -162,7 +164,9 @@ def test_recover_ignores_a_torn_last_line_and_removes_leftover_journals(cli, tmp
     journal.write_text(kept)  # a journal left beside its saved result (killed between the save and the removal)
     code, out, err = cli("recover", str(journal))
     assert code == 0 and "already saved; removed the leftover journal" in out and not journal.exists()
-    (journal.parent / "adaptive.json").unlink()
+    import shutil
+
+    shutil.rmtree(journal.parent / "adaptive")
     journal.write_text(kept.splitlines(keepends=True)[0])  # killed while starting: a header, no workload line
     code, out, err = cli("recover", str(journal.parent))
     assert code == 0 and "nothing measured (killed while starting)" in out and not journal.exists()
@@ -185,10 +189,10 @@ def test_stale_temp_files_are_cleaned(tmp_path):
 def test_a_run_folder_belongs_to_one_run(cli, tmp_path):
     assert run(cli, tmp_path)[0] == 0
     code, _, err = run(cli, tmp_path)
-    assert code == 2 and "already holds 1 file(s) of an earlier run (adaptive.json)" in err and "--overwrite" in err
+    assert code == 2 and "already holds 1 file(s) of an earlier run (adaptive)" in err and "--overwrite" in err
     code, out, err = run(cli, tmp_path, "--strategy", "fixed", "--overwrite")
     assert code == 0, err
-    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["fixed_size.json"]  # cleared first
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["fixed_size"]  # cleared first
     (tmp_path / "r" / "notes.txt").write_text("mine")
     code, _, err = run(cli, tmp_path, "--overwrite")
     assert code == 2 and "also holds notes.txt" in err
@@ -223,4 +227,4 @@ def test_the_journal_holds_every_ended_request_as_it_ends(cli, tmp_path, monkeyp
     assert code == 0, err
     assert len(sizes) == 12 and sizes == sorted(sizes) and len(set(sizes)) == 12
     assert not list(tmp_path.rglob("*.journal.jsonl"))  # removed once the result was saved
-    assert json.loads((tmp_path / "j" / "adaptive.json").read_text())["run"]["status"] == "completed"
+    assert json.loads((tmp_path / "j" / "adaptive" / "result.json").read_text())["run"]["status"] == "completed"

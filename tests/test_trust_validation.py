@@ -182,6 +182,9 @@ def test_corrupt_safetensors_is_one_line(tmp_path):
         load_engine(str(folder), device="cpu")
 
 
+V1_RESULT = Path(__file__).parent / "data" / "results" / "chat-cpu" / "fixed_size.json"  # schema 1: records inline
+
+
 @pytest.mark.parametrize(
     ("edit", "phrase"),
     [
@@ -192,20 +195,21 @@ def test_corrupt_safetensors_is_one_line(tmp_path):
     ],
 )
 def test_result_files_of_the_wrong_types_are_refused(cli, tmp_path, edit, phrase):
-    code, out, err = run_sim(cli, tmp_path, "--run-id", "r")
-    assert code == 0, err
-    path = tmp_path / "out" / "r" / "adaptive.json"
-    data = json.loads(path.read_text())
+    data = json.loads(V1_RESULT.read_text())
     edit(data)
+    path = tmp_path / "fixed_size.json"
     path.write_text(json.dumps(data))
     one_line_exit_2(*cli("compare", str(path)), phrase)
 
 
-def test_nan_in_a_result_file_is_refused(cli, tmp_path):
+def test_result_entries_of_the_wrong_types_or_nan_are_refused(cli, tmp_path):
     code, out, err = run_sim(cli, tmp_path, "--run-id", "r")
-    path = tmp_path / "out" / "r" / "adaptive.json"
-    path.write_text(path.read_text().replace('"p99_ttft_ms":', '"p99_ttft_ms":NaN,"x":', 1))
-    one_line_exit_2(*cli("compare", str(path)), "invalid JSON (NaN is not valid JSON")
+    meta = tmp_path / "out" / "r" / "adaptive" / "result.json"
+    text = meta.read_text()
+    meta.write_text(text.replace('"p99_ttft_ms":', '"p99_ttft_ms":NaN,"x":', 1))
+    one_line_exit_2(*cli("compare", str(meta.parent)), "invalid JSON (NaN is not valid JSON")
+    meta.write_text(text.replace('"p99_ttft_ms":', '"p99_ttft_ms":"fast","x":', 1))
+    one_line_exit_2(*cli("check", "-b", str(meta.parent), "-c", str(meta.parent)), "summary.p99_ttft_ms: 'fast'")
 
 
 def test_validation_number_rules():

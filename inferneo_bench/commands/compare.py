@@ -123,17 +123,18 @@ def _pick_runs(paths: list[str]) -> list[Path]:
 
 
 def load_results(paths: list[Path]) -> tuple[list[Path], list]:
-    """Every result file below `paths`, loaded, with a status line on stderr while it takes (size, elapsed)."""
+    """Every result below `paths`, its summary loaded (result.json only: the tables need no records; plots
+    read the columns they draw when they draw them), with a status line on stderr while it takes."""
     from inferneo_bench.console import LARGE_BYTES, Activity, human_size, make_console
     from inferneo_bench.fileio import disk_size
-    from inferneo_bench.results import find_result_files, load
+    from inferneo_bench.results import find_result_files, load_summary
 
     files = find_result_files(paths)
     total = sum(disk_size(f) for f in files)
     console = make_console(120, stderr=True)
     text = f"{len(files)} result files ({human_size(total)})"
     with Activity(console if console.is_terminal else None, f"loading {text}") as act:
-        results = [load(p) for p in files]
+        results = [load_summary(p) for p in files]
     if total >= LARGE_BYTES:  # by size, not time: the same input prints the same lines
         typer.echo(f"loaded {text} in {act.elapsed:.1f} s", err=True)
     return files, results

@@ -170,6 +170,13 @@ def run(
     quiet: bool = typer.Option(
         False, "--quiet", "-q", help="No progress or table: the result paths on stdout, INVALID lines on stderr."
     ),
+    keep_steps: str = typer.Option(
+        "250000",
+        "--keep-steps",
+        metavar="N|all",
+        help="Keep every engine step's row for runs of up to N steps; longer runs keep step aggregates "
+        "(histograms, per-second series, events). 'all': every step, whatever the length.",
+    ),
     target: str | None = typer.Option(
         None,
         "--target",
@@ -262,6 +269,7 @@ def run(
         threads=threads,
         overwrite=overwrite,
         allow_long=allow_long,
+        keep_steps=_parse_keep_steps(keep_steps),
         target=target,
         api=api,
         served_model=served_model,
@@ -292,6 +300,16 @@ def warn_small_repeat(repeat: int, engine: str) -> None:
             f"use --repeat {need} or more",
             err=True,
         )
+def _parse_keep_steps(text: str) -> int | None:
+    if text.strip().lower() == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise UserError(f"--keep-steps {text!r}: expected a number of steps (>= 0) or 'all'")
+    return value
 
 
 def demo(

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from inferneo_bench.report import bulk
 from inferneo_bench.report.tables import NOISE_BAND_PCT, Column
 from inferneo_bench.results import RunResult
 
@@ -118,36 +119,23 @@ def delta_verdict(delta: float | None, higher: bool) -> str | None:
 # ------------------------------------------------------------------------------------------- per-request data
 
 
-def _completed(result: RunResult) -> list[Any]:
-    return [
-        r
-        for r in result.requests
-        if r.status == "completed" and not r.warmup and r.first_token_s is not None and r.finish_s is not None
-    ]
-
-
 def request_latencies(results: Sequence[RunResult]) -> dict[str, np.ndarray]:
     """TTFT, TPOT and E2EL in ms per completed request, pooled over the results (vLLM's definitions)."""
     ttft, tpot, e2el = [], [], []
     for result in results:
-        for r in _completed(result):
-            ttft.append(r.first_token_s - r.arrival_s)
-            e2el.append(r.finish_s - r.arrival_s)
-            if r.output_tokens > 1:
-                tpot.append((r.finish_s - r.first_token_s) / (r.output_tokens - 1))
-    return {k: np.asarray(v, dtype=float) * 1000.0 for k, v in (("ttft", ttft), ("tpot", tpot), ("e2el", e2el))}
+        a = bulk.request_arrays(result)
+        ttft.append(a.first_token_s - a.arrival_s)
+        e2el.append(a.finish_s - a.arrival_s)
+        multi = a.output_tokens > 1
+        tpot.append((a.finish_s[multi] - a.first_token_s[multi]) / (a.output_tokens[multi] - 1))
+    return {
+        k: np.concatenate(v) * 1000.0 if v else np.zeros(0) for k, v in (("ttft", ttft), ("tpot", tpot), ("e2el", e2el))
+    }
 
 
 def token_times(result: RunResult) -> np.ndarray:
     """Times (s) at which output tokens were produced: first token, then the inter-token gaps."""
-    times = []
-    for r in _completed(result):
-        t = r.first_token_s
-        times.append(t)
-        for gap in r.itl_s:
-            t += gap
-            times.append(t)
-    return np.sort(np.asarray(times, dtype=float))
+    return bulk.request_arrays(result).token_times()
 
 
 def _value(result: RunResult, key: str) -> float | None:
@@ -445,22 +433,24 @@ def timelines(columns: Sequence[Column]) -> Any:
     metrics = ["queue depth (requests)", "batch size (seqs/step)", "output tokens/s"]
     if has_gpu:
         metrics.append("GPU kernel-busy (%)")
-    end = max(
-        (max((s.start_s + s.step_ms / 1000 for s in c.results[0].steps), default=0.0) for c in columns), default=1.0
-    )
+    series = [bulk.step_series(c.results[0]) for c in columns]
+    end = max((s.end_s for s in series), default=1.0)
     width = _bin_width(end)
     edges = np.arange(0.0, end + width, width)
     fine = np.linspace(0.0, edges[-1], 61)  # bins for binned step and telemetry series
     binned: set[int] = set()
+    per_second: set[int] = set()  # drawn from step aggregates (a long run's result keeps no per-step rows)
     fig = _figure(3.6 * len(metrics) + 1.0, 1.35 * len(columns) + 1.2)
     axes = np.atleast_2d(fig.subplots(len(columns), len(metrics), sharex=True, sharey="col", squeeze=False))
     for i, col in enumerate(columns):
         result = col.results[0]
         color = color_for(col.strategy)
-        t = np.asarray([s.start_s for s in result.steps], dtype=float)
-        for j, values in enumerate(([s.queue_depth for s in result.steps], [s.batch_size for s in result.steps])):
-            if _series(axes[i, j], t, np.asarray(values, dtype=float), fine, color, steps=True):
+        steps = series[i]
+        for j, values in enumerate((steps.queue_depth, steps.batch_size)):
+            if _series(axes[i, j], steps.t_s, values, fine, color, steps=True):
                 binned.add(j)
+            elif steps.per_second:
+                per_second.add(j)
         counts, _ = np.histogram(token_times(result), bins=edges)
         axes[i, 2].stairs(counts / width, edges, color=color, fill=True, alpha=0.6)
         if has_gpu:
@@ -488,7 +478,7 @@ def timelines(columns: Sequence[Column]) -> Any:
         axes[i, 0].set_ylabel(name, color=color, fontsize=9, fontweight="bold")
         for ax in axes[i]:
             ax.grid(alpha=0.3)
-    top = max((s.batch_size for c in columns for s in c.results[0].steps), default=1)
+    top = max((float(s.batch_size.max()) for s in series if s.batch_size.size), default=1.0)
     axes[0, 1].set_ylim(0, top * 1.12)  # shared by the column; from 0 so sizes compare by height
     step = float(fine[1] - fine[0])
     for j, metric in enumerate(metrics):
@@ -496,6 +486,8 @@ def timelines(columns: Sequence[Column]) -> Any:
             title = f"{metric} ({width:g} s bins)"
         elif j in binned:
             title = f"{metric}\nmean per {step:.3g} s, band min–max"
+        elif j in per_second:
+            title = f"{metric}\nmean per 1 s (step aggregates)"
         else:
             title = metric
         axes[0, j].set_title(title, fontsize=10)
@@ -510,16 +502,27 @@ def batch_histogram(columns: Sequence[Column]) -> Any:
     nrows = -(-len(columns) // ncols)
     fig = _figure(4.2 * ncols, 2.4 * nrows + 0.8)
     axes = np.atleast_1d(fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False)).ravel()
-    top = max((s.batch_size for c in columns for r in c.results for s in r.steps), default=1)
+    pooled = []  # per column: batch size -> steps, over its trials (exact counts from the step aggregates)
+    for col in columns:
+        counts: dict[int, int] = {}
+        for r in col.results:
+            for size, n in bulk.step_stats(r).batch_size_counts.items():
+                counts[size] = counts.get(size, 0) + n
+        pooled.append(counts)
+    top = max((max(c) for c in pooled if c), default=1)
     edges = np.arange(0.5, top + 1.5, 1.0)
-    for ax, col in zip(axes, columns, strict=False):
-        sizes = np.asarray([s.batch_size for r in col.results for s in r.steps], dtype=float)
+    for ax, col, counts in zip(axes, columns, pooled, strict=False):
         color = color_for(col.strategy)
-        if sizes.size:
-            counts, _ = np.histogram(sizes, bins=edges)
-            ax.bar(edges[:-1] + 0.5, counts / sizes.size * 100.0, width=0.8, color=color)
-            ax.axvline(float(sizes.mean()), color="black", linestyle="--", linewidth=1)
-            ax.set_title(f"{col.header}: mean {sizes.mean():.2f}", color=color, fontsize=10)
+        total = sum(counts.values())
+        if total:
+            heights = np.zeros(top, dtype=float)
+            for size, n in counts.items():
+                if size >= 1:
+                    heights[size - 1] = n
+            mean = sum(size * n for size, n in counts.items()) / total
+            ax.bar(edges[:-1] + 0.5, heights / total * 100.0, width=0.8, color=color)
+            ax.axvline(mean, color="black", linestyle="--", linewidth=1)
+            ax.set_title(f"{col.header}: mean {mean:.2f}", color=color, fontsize=10)
         ax.grid(axis="y", alpha=0.3)
     for ax in axes[len(columns) :]:
         ax.set_visible(False)

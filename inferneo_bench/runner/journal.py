@@ -12,30 +12,35 @@ once the result file is safely written.
 Line format (JSON, one object per line):
     {"journal": "inferneo-bench-journal", "version": 1, "result": NAME, "header": {...}}
     {"workload": {"fields": [...], "rows": [[...], ...]}, "warmup": N}
-    {"steps": [[...], ...], "request": {...}}     one per ended request ("steps" only when there are new ones)
+    {"rows": BASE64, "events": [...], "request": {...}}   one per ended request: the engine steps run since the
+                                                          previous line (steplog ROW structs), then the record
+A run longer than its step keep limit folds old step rows into aggregates as it goes (steplog); the journal
+holds the rows it saw before they were folded, and a recovered result says how many steps it lacks.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import dataclasses
 import json
-import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+import numpy as np
+
 from inferneo_bench import results, validation
 from inferneo_bench.errors import UserError
-from inferneo_bench.results import RequestRecord, StepRecord
+from inferneo_bench.results import RequestRecord
+from inferneo_bench.steplog import ROUNDING, ROW, ROW_DTYPE, StepLog, quantized
 
 JOURNAL_MAGIC = "inferneo-bench-journal"
 JOURNAL_VERSION = 1
 SUFFIX = ".journal.jsonl"
 WORKLOAD_FIELDS = ("request_id", "arrival_s", "prompt_tokens", "output_tokens", "max_tokens", "priority")
 _REQUEST_NAMES = [f.name for f in dataclasses.fields(RequestRecord)]
-_STEP_ROW = operator.attrgetter(*results.STEP_FIELDS)  # a step's values as a tuple, in STEP_FIELDS order
 
 
 def journal_path(result_path: Path) -> Path:
@@ -62,7 +67,9 @@ class Journal:
     def __init__(self, path: Path, fh: TextIO | None) -> None:
         self.path = path
         self._fh = fh
-        self._steps: list[tuple[Any, ...]] = []
+        self.log: StepLog | None = None  # the replay's step log (watch)
+        self._steps_at = 0  # steps journalled so far
+        self._events_at = 0
         self.error: str | None = None
 
     @classmethod
@@ -90,8 +97,25 @@ class Journal:
         )
         return journal
 
-    def step(self, step: StepRecord) -> None:
-        self._steps.append(_STEP_ROW(step))
+    def watch(self, log: StepLog) -> None:
+        """The replay's step log: each request line carries the steps appended since the previous line."""
+        self.log = log
+
+    def _new_steps(self, line: dict[str, Any]) -> None:
+        log = self.log
+        if log is None:
+            return
+        total, kept = log.num_steps, len(log.rows) // ROW.size
+        first = max(self._steps_at, total - kept)  # steps before total - kept were folded into aggregates
+        if first > self._steps_at:
+            line["lost_steps"] = first - self._steps_at
+        if total > first:
+            start = (first - (total - kept)) * ROW.size
+            line["rows"] = base64.b64encode(bytes(log.rows[start:])).decode("ascii")
+        self._steps_at = total
+        if len(log.events) > self._events_at:
+            line["events"] = log.events[self._events_at :]
+            self._events_at = len(log.events)
 
     def request(self, record: RequestRecord) -> None:
         # times rounded as the replay rounds them at its end (quantize: the same values, ~half the digits to
@@ -99,10 +123,10 @@ class Journal:
         from inferneo_bench.runner.replay import quantize
 
         rounded = copy.copy(record)
-        quantize([rounded], [])
-        line: dict[str, Any] = {"request": {name: getattr(rounded, name) for name in _REQUEST_NAMES}}
-        if self._steps:
-            line["steps"], self._steps = self._steps, []
+        quantize([rounded], None, itl=False)  # the loop rounds each gap as it records it
+        line: dict[str, Any] = {}
+        self._new_steps(line)
+        line["request"] = {name: getattr(rounded, name) for name in _REQUEST_NAMES}
         self._write(line)
 
     def _write(self, obj: dict[str, Any]) -> None:
@@ -132,7 +156,7 @@ class Journal:
 def assemble(
     header: Header,
     requests: list[RequestRecord],
-    steps: list[StepRecord],
+    steps: StepLog | list[Any],
     telemetry: dict[str, Any],
     status: str,
     finished_at: str | None,
@@ -173,8 +197,8 @@ def find_journals(path: Path) -> list[Path]:
     return [path]
 
 
-def read(path: Path) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]], list[list[Any]], int]:
-    """(first line, workload line, request dicts, step rows, torn lines ignored) of a journal."""
+def read(path: Path) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]], StepLog, int, int]:
+    """(first line, workload line, request dicts, step log, steps lost to folding, torn lines ignored)."""
     try:
         fh = path.open("r", encoding="utf-8")
     except OSError as exc:
@@ -190,8 +214,9 @@ def read(path: Path) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any
         raise UserError(f"{path}: journal version {first.get('version')!r}; this tool reads {JOURNAL_VERSION}")
     workload = validation.load_json(lines[1], f"{path}:2", what="journal workload")
     requests: list[dict[str, Any]] = []
-    steps: list[list[Any]] = []
-    torn = 0
+    rows: list[bytes] = []
+    events: list[tuple[int, float, str]] = []
+    lost = torn = 0
     for i, line in enumerate(lines[2:], start=3):
         try:
             entry = json.loads(line)
@@ -200,10 +225,24 @@ def read(path: Path) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any
                 torn += 1
                 continue
             raise UserError(f"{path}:{i}: corrupt journal line; the journal was edited") from None
-        steps.extend(entry.get("steps") or [])
+        if entry.get("rows"):
+            rows.append(base64.b64decode(entry["rows"]))
+        events.extend((int(i), float(t), str(text)) for i, t, text in entry.get("events") or [])
+        lost += int(entry.get("lost_steps") or 0)
         if "request" in entry:
             requests.append(entry["request"])
-    return first, workload, requests, steps, torn
+    return first, workload, requests, _step_log(b"".join(rows), events), lost, torn
+
+
+def _step_log(raw: bytes, events: list[tuple[int, float, str]]) -> StepLog:
+    """The journalled steps as a finished StepLog, rounded as a replay's are (steplog.ROUNDING)."""
+    packed = np.frombuffer(raw[: len(raw) - len(raw) % ROW.size], dtype=ROW_DTYPE)
+    arrays = {name: packed[name].copy() for name in ROW_DTYPE.names} if packed.size else {}
+    for name, scale in ROUNDING.items():
+        if arrays:
+            arrays[name] = quantized(arrays[name], scale)
+    scale = ROUNDING["start_s"]
+    return StepLog.from_columns(arrays, [(i, round(t * scale) / scale, text) for i, t, text in events])
 
 
 def recover(path: Path) -> tuple[Path, results.RunResult | None, dict[str, int]]:
@@ -212,19 +251,18 @@ def recover(path: Path) -> tuple[Path, results.RunResult | None, dict[str, int]]
     no measurement (killed while starting) is removed, and the result is None."""
     from inferneo_bench.runner.replay import quantize
 
-    target = path.with_name(path.name.removesuffix(SUFFIX) + ".json")
+    target = results.entry_path(path.with_name(path.name.removesuffix(SUFFIX)))
     if target.exists():
         path.unlink(missing_ok=True)
         return target, None, {"already_saved": 1}
     try:
-        first, workload, journaled, step_rows, torn = read(path)
+        first, workload, journaled, steps, lost_steps, torn = read(path)
     except NoMeasurement:
         path.unlink(missing_ok=True)
         return target, None, {"no_measurement": 1}
     header = Header(**first["header"])
     try:
         records = [RequestRecord(**{k: v for k, v in r.items() if k in _REQUEST_NAMES}) for r in journaled]
-        steps = [StepRecord(**dict(zip(results.STEP_FIELDS, row, strict=True))) for row in step_rows]
     except (TypeError, ValueError) as exc:
         raise UserError(f"{path}: malformed journal record ({exc}); the journal was edited") from None
     seen = {r.request_id for r in records}
@@ -252,7 +290,7 @@ def recover(path: Path) -> tuple[Path, results.RunResult | None, dict[str, int]]
         )
     order = {row[0]: i for i, row in enumerate(workload["workload"]["rows"])}
     records.sort(key=lambda r: order.get(r.request_id, len(order)))
-    quantize(records, steps)
+    quantize(records, None)
     telemetry = {
         "available": False,
         "reason": "recovered from a journal: telemetry samples are not journaled",
@@ -260,7 +298,12 @@ def recover(path: Path) -> tuple[Path, results.RunResult | None, dict[str, int]]
         "torch_peak_allocated_mb": None,
         "harness": {"wall_s": None, "harness_s": None, "reason": "recovered from a journal"},
     }
+    if lost_steps:
+        telemetry["journal"] = (
+            f"{lost_steps} early steps were folded into aggregates before they were journalled (a run past its "
+            "step keep limit); the step figures cover the later steps only"
+        )
     result = assemble(header, records, steps, telemetry, "interrupted", None, {"recovered_from": path.name})
     results.save(result, target)
     path.unlink(missing_ok=True)
-    return target, result, {"journaled": len(journaled), "lost": lost, "torn_lines": torn, "steps": len(steps)}
+    return target, result, {"journaled": len(journaled), "lost": lost, "torn_lines": torn, "steps": steps.num_steps}

@@ -24,6 +24,12 @@ PROBE_BYTES = 64 * 1024
 
 
 def _ours(path: Path) -> bool:
+    """A file or folder this tool writes into a run folder: result entries, schema-1 result files, CSVs,
+    journals, temps, the lock."""
+    if path.is_dir():
+        from inferneo_bench.results import is_result
+
+        return is_result(path)
     return any(path.match(pattern) for pattern in OURS)
 
 
@@ -64,14 +70,17 @@ class RunDir:
                     f"{self.path}: the run folder already holds {len(present)} file(s) of an earlier run ({names}); "
                     "choose another --run-id, or pass --overwrite to clear it first"
                 )
-            foreign = [p.name for p in present if not _ours(p) or p.is_dir()]
+            foreign = [p.name for p in present if not _ours(p)]
             if foreign:
                 raise UserError(
                     f"{self.path}: --overwrite clears only inferneo-bench's own files, and this folder also holds "
                     f"{', '.join(foreign[:3])}; choose another --run-id"
                 )
             for p in present:
-                p.unlink(missing_ok=True)
+                if p.is_dir():
+                    shutil.rmtree(p)
+                else:
+                    p.unlink(missing_ok=True)
         self._probe()
         return self.path
 

@@ -28,6 +28,7 @@ from inferneo_bench.runner.rundir import RunDir
 from inferneo_bench.runner.signals import Interrupts
 from inferneo_bench.runner.validity import ValidityRules
 from inferneo_bench.scheduler import RUNNER_DEFAULTS, BatchingStrategy, ConfigError, SchedulerConfig, SchedulerCore
+from inferneo_bench.steplog import DEFAULT_KEEP_STEPS
 
 STRATEGIES = tuple(s.value for s in BatchingStrategy)
 SHORT_STRATEGY_NAMES = ("fixed", "adaptive", "coalescing", "latency", "throughput", "continuous")
@@ -81,6 +82,7 @@ class RunOptions:
     request_timeout_s: float | None = None
     telemetry_interval_s: float = 0.1
     threads: int | None = 1  # torch intra-op threads on the CPU (None: torch's default)
+    keep_steps: int | None = DEFAULT_KEEP_STEPS  # per-step rows kept for runs up to this many steps (None: all)
     validity: ValidityRules = field(default_factory=ValidityRules)
     overwrite: bool = False  # clear an existing run folder first (else a non-empty one is refused)
     allow_long: bool = False  # replay a trace whose span or largest gap is far beyond the rest
@@ -138,6 +140,9 @@ def check_options(options: RunOptions) -> None:
 
 @dataclass
 class TrialOutcome:
+    """A saved trial: its entry folder, and the result without its records (metadata, summary, step
+    aggregates; `results.records_of(outcome.result)` reads the records back)."""
+
     path: Path
     result: results.RunResult
     files: list[Path] = field(default_factory=list)  # every file written for this trial (result first)
@@ -271,7 +276,7 @@ def run_trial(
     core = SchedulerCore(config, strategy)
     clock = VirtualClock() if options.engine == "sim" else WallClock()
     name = strategy if trial is None else f"{strategy}-trial{trial}"
-    path = options.out / run_id / f"{name}.json"
+    path = options.out / run_id / name  # the result's entry folder (results.save)
     header = Header(
         run=dataclasses.asdict(
             results.RunInfo(
@@ -314,12 +319,13 @@ def run_trial(
                 max_model_len=engine.max_model_len,
                 warmup=options.warmup,
                 request_timeout_s=options.request_timeout_s,
+                keep_steps=options.keep_steps,
             ),
             gpu_utilization=sampler.latest_util if sampler.available else None,
             memory_usage=sampler.latest_mem_mb if sampler.available else None,
             on_progress=on_progress,
             on_request_end=journal.request,
-            on_step=journal.step,
+            on_steps=journal.watch,
             should_stop=(lambda: interrupts.requested) if interrupts is not None else None,
         )
     finally:
@@ -340,13 +346,14 @@ def run_trial(
         datetime.now(timezone.utc).isoformat(timespec="seconds"),
         {**core.stats(), **core.batching_stats()},
     )
-    files = [path]
+    del outcome  # the result holds the records now; nothing else may keep them alive past the save
     try:
-        what = f"saving {path} ({len(outcome.requests):,} requests, {len(outcome.steps):,} steps)"
-        with Activity(console, what) as act:
+        size = f"{len(result.requests):,} requests, {result.steps.num_steps:,} steps"
+        with Activity(console, f"saving {path} ({size})") as act:
             path = results.save(result, path)
+        files = [path]
         if options.csv:
-            files.append(write_requests_csv(result, path.with_suffix(".requests.csv")))
+            files.append(write_requests_csv(result, path / "requests.csv"))
     except OSError as exc:
         raise UserError(
             f"{path}: cannot write the result ({exc.strerror}); every finished request is in the journal "
@@ -356,7 +363,7 @@ def run_trial(
     if console is not None:
         also = "".join(f" + {f.name}" for f in files[1:])
         console.print(f"saved {path} ({human_size(disk_size(path))}, {act.elapsed:.1f} s){also}", highlight=False)
-    return TrialOutcome(path, result, files)
+    return TrialOutcome(path, results.release_records(result), files)
 
 
 def fit_to_engine(config: Any, engine: Any) -> Any:
@@ -526,7 +533,7 @@ def run_session(
             if on_loaded is not None:
                 on_loaded(workload)
             warm_up(engine)
-            environment = capture()
+            environment = capture(torch_runtime=options.engine == "torch")
         except KeyboardInterrupt:
             engine.close()
             return outcomes, interrupts.exit_code

@@ -122,6 +122,15 @@ def _pattern(reason: str | None) -> str:
     return re.sub(r"\d+(?:\.\d+)?", "#", reason or "no reason recorded")
 
 
+def _endings(result: Any) -> list[tuple[str, str | None, bool]]:
+    """(status, reason, warmup) of every request; a saved run's records are on disk (results.request_fields)."""
+    if getattr(result, "records_loaded", True):
+        return [(r.status, r.reason, r.warmup) for r in result.requests]
+    from inferneo_bench.results import request_fields
+
+    return request_fields(result, ["status", "reason", "warmup"])
+
+
 def outcome_lines(outcomes: Sequence[Any], top: int = 3) -> list[Any]:
     """One line per (status, reason kind) that kept requests from completing, with the count per strategy
     (or once, when every strategy lost the same number) and one reason as an example; at most `top` kinds
@@ -129,6 +138,7 @@ def outcome_lines(outcomes: Sequence[Any], top: int = 3) -> list[Any]:
     from rich.text import Text
 
     styles = {"rejected": "yellow", "failed": "red", "cancelled": "yellow"}
+    endings = {id(o): _endings(o.result) for o in outcomes}
     lines: list[Any] = []
     for status in NOT_COMPLETED:
         kinds: dict[str, Counter[str]] = {}
@@ -138,12 +148,12 @@ def outcome_lines(outcomes: Sequence[Any], top: int = 3) -> list[Any]:
         for o in outcomes:
             name = _name(o.result)
             measured[name] = o.result.summary["total_requests"] - o.result.summary["warmup_requests"]
-            for r in o.result.requests:
-                if r.status == status and not r.warmup:
-                    kind = _pattern(r.reason)
+            for r_status, reason, warmup in endings[id(o)]:
+                if r_status == status and not warmup:
+                    kind = _pattern(reason)
                     kinds.setdefault(kind, Counter())[name] += 1
-                    example.setdefault(kind, r.reason or "no reason recorded")
-                    distinct.setdefault(kind, set()).add(r.reason or "")
+                    example.setdefault(kind, reason or "no reason recorded")
+                    distinct.setdefault(kind, set()).add(reason or "")
         ranked = sorted(kinds, key=lambda k: -sum(kinds[k].values()))
         names = [_name(o.result) for o in outcomes]
         for kind in ranked[:top]:
