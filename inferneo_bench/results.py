@@ -401,12 +401,63 @@ def _read_json(path: Path) -> Any:
 def load_summary(path: str | os.PathLike[str]) -> RunResult:
     """Metadata, summary, telemetry and step aggregates, without the per-request and per-step tables
     (`records_loaded` False): what compare's tables and check need, in milliseconds for any run length.
-    A schema-1 file is parsed whole (it has no other form) and its records dropped."""
+    A schema-1 file is read only up to its records when its keys are in the order `save` wrote them (a
+    gigabyte-sized file costs its first megabyte), else parsed whole and its records dropped."""
     meta, entry = _locate(path)
-    data = _read_json(meta)
+    data = _v1_head(meta) if entry is None else None
+    if data is None:
+        data = _read_json(meta)
     result = RunResult.from_dict(data, source=meta, records=False)
     result.source = entry if entry is not None else meta
     return result
+
+
+V1_HEAD_CHUNK = 1 << 20
+V1_HEAD_LIMIT = 64 << 20
+
+
+def _v1_head(path: Path) -> dict[str, Any] | None:
+    """A schema-1 document without its records: the keys before `"requests"` (run, environment, model,
+    workload, strategy, summary) and the `telemetry` that ends it, with empty records; None when either part is
+    not found or does not parse (the caller then parses the whole file)."""
+    head = b""
+    try:
+        with path.open("rb") as fh:
+            while len(head) < V1_HEAD_LIMIT:
+                chunk = fh.read(V1_HEAD_CHUNK)
+                if not chunk:
+                    return None
+                head += chunk
+                cut = head.find(b',"requests":')
+                if cut >= 0:
+                    data = validation.load_json(head[:cut] + b"}", str(path), ResultFileError, "JSON")
+                    if not (isinstance(data, dict) and data.get("schema_version") == 1 and "summary" in data):
+                        return None
+                    telemetry = _v1_tail(fh, path)
+                    if telemetry is None:
+                        return None
+                    data.update(requests=[], steps={"fields": [], "rows": []}, telemetry=telemetry)
+                    return data
+    except (OSError, ResultFileError):
+        return None
+    return None
+
+
+def _v1_tail(fh: Any, path: Path) -> dict[str, Any] | None:
+    """The `telemetry` object that ends a schema-1 document, read from the end of the file."""
+    size = fh.seek(0, os.SEEK_END)
+    span = V1_HEAD_CHUNK
+    while True:
+        start = max(0, size - span)
+        fh.seek(start)
+        tail = fh.read(size - start)
+        cut = tail.rfind(b',"telemetry":')
+        if cut >= 0:
+            data = validation.load_json(b"{" + tail[cut + 1 :], str(path), ResultFileError, "JSON")
+            return data.get("telemetry") if isinstance(data, dict) else None
+        if start == 0 or span >= V1_HEAD_LIMIT:
+            return None
+        span *= 4
 
 
 def load(path: str | os.PathLike[str]) -> RunResult:

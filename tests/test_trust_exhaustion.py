@@ -103,3 +103,17 @@ def test_check_reads_summaries_only(cli, tmp_path, monkeypatch):
     assert code == 0, out + err
     with pytest.raises(UserError, match="unreadable table"):
         results.load(entry)
+
+
+def test_a_schema_1_file_is_summarised_from_its_head_and_tail(monkeypatch):
+    """A legacy (schema-1) result holds every record inline: check and compare read only its head (up to the
+    records) and its tail (telemetry), so a gigabyte-sized file costs a few megabytes of reading."""
+    from inferneo_bench import results
+
+    path = Path(__file__).parent / "data" / "results" / "chat-cpu" / "fixed_size.json"
+    full = results.load(path)
+    monkeypatch.setattr(results, "V1_HEAD_CHUNK", 512)  # head and tail spread over many small reads
+    head = results.load_summary(path)
+    assert head.summary == full.summary and head.telemetry == full.telemetry and head.requests == []
+    monkeypatch.setattr(results, "_read_json", lambda p: pytest.fail("parsed the whole file"))
+    assert results.load_summary(path).summary == full.summary
