@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+V1 = ROOT / "tests" / "data" / "results" / "chat-cpu" / "fixed_size.json"  # a schema-1 (single JSON) result
 CLI = [sys.executable, "-m", "inferneo_bench"]
 SIM = ["--engine", "sim", "--profile", "tiny-cpu"]
 QUICK = [*SIM, "--min-duration", "0", "--min-requests", "1", "-q"]
@@ -97,10 +98,17 @@ def sim_result(work: Path, run_id: str, *extra: str, strategy: str = "continuous
 
 
 def edited(src: Path, dst: Path, edit) -> Path:
-    data = json.loads(src.read_text())
-    edit(data)
+    """A copy of a result (an entry folder, or a schema-1 file) at `dst`, its JSON changed by `edit`."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    dst.write_text(json.dumps(data))
+    if src.is_dir():
+        shutil.copytree(src, dst, dirs_exist_ok=True)
+        meta = dst / "result.json"
+    else:
+        meta = dst
+        meta.write_text(src.read_text())
+    data = json.loads(meta.read_text())
+    edit(data)
+    meta.write_text(json.dumps(data))
     return dst
 
 
@@ -244,13 +252,20 @@ def main() -> None:
     (ckpt / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{corrupt header}")
     code, line, _ = run(cli("run", "--model", str(ckpt), "--device", "cpu", "--out", out), work)
     t.add("1", "corrupt model.safetensors", code, line)
-    good = sim_result(work, "good") / "continuous.json"
-    for label, edit in (
-        ('result summary.p99_ttft_ms: "fast"', lambda d: d["summary"].__setitem__("p99_ttft_ms", "fast")),
-        ('result requests[0].arrival_s: "x"', lambda d: d["requests"][0].__setitem__("arrival_s", "x")),
-    ):
-        code, line, _ = run(cli("compare", str(edited(good, work / "bad" / "r.json", edit))), work)
-        t.add("1", label, code, line)
+    good = sim_result(work, "good") / "continuous"
+    code, line, _ = run(
+        cli("compare", str(edited(good, work / "bad" / "r", lambda d: d["summary"].__setitem__("p99_ttft_ms", "x")))),
+        work,
+    )
+    t.add("1", 'result entry: summary.p99_ttft_ms "x"', code, line)
+    code, line, _ = run(
+        cli(
+            "compare",
+            str(edited(V1, work / "bad" / "v1.json", lambda d: d["requests"][0].__setitem__("arrival_s", "x"))),
+        ),
+        work,
+    )
+    t.add("1", 'schema-1 result file: requests[0].arrival_s "x"', code, line)
     write(work / "deep.json", "[" * 100_000 + "]" * 100_000)
     code, line, _ = run(cli("compare", str(work / "deep.json")), work)
     t.add("1", "result file nested 100,000 deep", code, line)
@@ -266,17 +281,16 @@ def main() -> None:
     w = sim_result(work, "w", "--warmup", "10", "--slo", "ttft_ms=500")
     code, line, _ = run(cli("check", "--baseline", str(a), "--current", str(b)), work)
     t.add("3", "check: runs identical except their SLOs", code, line)
-    code, line, _ = run(cli("compare", str(a / "continuous.json"), str(w / "continuous.json")), work)
+    code, line, _ = run(cli("compare", str(a / "continuous"), str(w / "continuous")), work)
     t.add("3", "compare: --warmup 10 vs 0", code, line)
     rej = sim_result(work, "rej", "--slo", "ttft_ms=500", "--set", "kv_cache_tokens=64")
     code, line, _ = run(cli("check", "--baseline", str(a), "--current", str(rej), "--force"), work)
     t.add("3", "check: every current request rejected (--force: config differs)", code, line)
     for label, value in (("NaN", "NaN"), ("text", '"fast"')):
-        bad = work / f"gated-{label}" / "continuous.json"
-        bad.parent.mkdir(exist_ok=True)
-        bad.write_text(
-            (a / "continuous.json").read_text().replace('"output_throughput":', f'"output_throughput":{value},"x":', 1)
-        )
+        bad = work / f"gated-{label}" / "continuous"
+        shutil.copytree(a / "continuous", bad)
+        meta = bad / "result.json"
+        meta.write_text(meta.read_text().replace('"output_throughput":', f'"output_throughput":{value},"x":', 1))
         code, line, _ = run(cli("check", "--baseline", str(a), "--current", str(bad.parent)), work)
         t.add("3", f"check: gated metric is {label}", code, line)
     two = sim_result(work, "two", "--slo", "ttft_ms=500", strategy="continuous,fixed")
@@ -289,7 +303,7 @@ def main() -> None:
                 d["summary"]["preemptions"] = v
                 d["run"]["engine"], d["run"]["trial"] = "torch", i
 
-            edited(a / "continuous.json", work / side / f"continuous-trial{i}.json", edit)
+            edited(a / "continuous", work / side / f"continuous-trial{i}", edit)
     code, line, _ = run(
         cli("check", "--baseline", str(work / "pb"), "--current", str(work / "pc"), "--metric", "preemptions"), work
     )
@@ -300,7 +314,7 @@ def main() -> None:
             d["summary"]["p99_ttft_ms"] = ttft
             d["run"]["engine"] = "torch"
 
-        edited(a / "continuous.json", work / side / "continuous.json", one)
+        edited(a / "continuous", work / side / "continuous", one)
     code, line, _ = run(cli("check", "--baseline", str(work / "ob"), "--current", str(work / "oc")), work)
     t.add("3", "check: one wall-clock trial per side, p99 TTFT +107.8%", code, line)
     torch_args = [
@@ -375,18 +389,24 @@ def main() -> None:
         )
         t.add("4", f"{trace.stat().st_size / 1e6:.0f} MB trace with -n 20 (sim)", code, line)
         memory.append((f"{trace.stat().st_size / 1e6:.0f} MB trace, run -n 20 --engine sim", rss, code))
-        res = big_result(good, work / "big" / "continuous.json", 1000)
-        code, line, rss = run(
-            cli("check", "--baseline", str(good.parent), "--current", str(res.parent)), work, measure=True
-        )
-        t.add("4", f"check on a {res.stat().st_size / 1e9:.2f} GB result file", code, line)
-        memory.append((f"check, current = a {res.stat().st_size / 1e9:.2f} GB result file", rss, code))
+        res = big_result(V1, work / "big" / "fixed_size.json", 1000)  # schema 1: every record inside the JSON
+        base = work / "big-base" / "fixed_size.json"
+        base.parent.mkdir(exist_ok=True)
+        shutil.copy(V1, base)
+        for command, label in ((["check", "-b", str(base.parent), "-c", str(res.parent)], "check"),
+                               (["compare", str(res)], "compare (table)")):  # fmt: skip
+            code, line, rss = run(cli(*command), work, measure=True)
+            t.add("4", f"{label} on a {res.stat().st_size / 1e9:.2f} GB schema-1 result file", code, line)
+            memory.append((f"{label}, a {res.stat().st_size / 1e9:.2f} GB schema-1 result file", rss, code))
 
     # ---- kind 5: edge semantics --------------------------------------------------------------------------------
     to = sim_result(work, "to", "--request-timeout", "0.05", n="80")
-    data = json.loads((to / "continuous.json").read_text())
-    late = sum(r["status"] == "completed" and r["finish_s"] - r["arrival_s"] > 0.05 for r in data["requests"])
-    s = data["summary"]
+    from inferneo_bench import results
+
+    loaded = results.load(to / "continuous")
+    late = sum(r.status == "completed" and r.finish_s - r.arrival_s > 0.05 for r in loaded.requests)
+    s = loaded.summary
+    data = {"run": {"validity": loaded.run.validity}}
     t.add(
         "5",
         "run --request-timeout 0.05 (sim)",
@@ -413,7 +433,7 @@ def main() -> None:
         work,
     )
     t.add("5", "79 of 120 requests cancelled: validity", code, line)
-    data = json.loads((rej / "continuous.json").read_text())["summary"]
+    data = json.loads((rej / "continuous" / "result.json").read_text())["summary"]
     t.add(
         "5",
         "vLLM's failed (all 20 rejected)",
