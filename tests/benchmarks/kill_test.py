@@ -11,7 +11,9 @@ replay and save all get hit), sends the signal(s), and inspects the run folder:
 - "recovered": no result, but a journal that `inferneo-bench recover` turns into such a result;
 - "before start": killed while loading (nothing was measured; nothing may be left but an empty folder);
 - "LOST": anything else (a journal that does not recover, a result that does not load). Must be 0.
-and counts stray `*.tmp` files after the kill (must be 0). Prints one table row per signal, with the exit
+and counts stray `*.tmp` files and folders right after the kill (a result entry is written into a hidden temp
+folder renamed into place: SIGKILL mid-save leaves it, until `recover` or the next run in that folder removes
+it; any left after that is LOST). Prints one table row per signal, with the exit
 codes seen (130/143: stopped and saved; 0 or 4 (VALID or INVALID): the run had finished; -15/-2: the signal
 came after the session had saved and returned, while Python exited; -9: SIGKILL).
 """
@@ -67,7 +69,7 @@ def inspect(folder: Path) -> tuple[str, str]:
 
     if not folder.exists() or not any(p for p in folder.iterdir() if p.name != ".lock"):
         return "before start", ""
-    result = folder / "continuous.json"
+    result = folder / "continuous"  # the result's entry folder
     journal = folder / "continuous.journal.jsonl"
     try:
         if result.exists():
@@ -76,6 +78,8 @@ def inspect(folder: Path) -> tuple[str, str]:
             proc = subprocess.run([*CLI, "recover", str(folder)], capture_output=True, text=True)
             if proc.returncode != 0:
                 return "LOST", proc.stderr.strip()[:120]
+            if not result.exists() and "nothing measured" in proc.stdout:
+                return "before start", "(journal of a run killed while starting, removed)"
             return "recovered", sound(result)
     except Exception as exc:  # noqa: BLE001 - a kill test reports, it does not crash
         return "LOST", f"{type(exc).__name__}: {exc}"[:120]
@@ -99,8 +103,11 @@ def one_try(kind: str, delay: float, args: argparse.Namespace, work: Path, i: in
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=600)
-    strays = len(list(out.rglob("*.tmp"))) if out.exists() else 0
+    strays = len(list(out.rglob("*.tmp"))) if out.exists() else 0  # right after the kill
     outcome, detail = inspect(out / "k")
+    left = len(list(out.rglob("*.tmp"))) if out.exists() else 0  # after recover (which removes stale temps)
+    if left:
+        outcome, detail = "LOST", f"{left} stray temp(s) after recover"
     if b"Traceback" in err or b"internal error" in err:
         detail += f" [stderr: {err.decode().strip().splitlines()[-1][:100]}]"
     return outcome, detail, strays, proc.returncode
@@ -122,8 +129,8 @@ def main() -> None:
     length = time.perf_counter() - start
     print(f"one uninterrupted run: {length:.1f} s (kills drawn uniformly in 0.2 .. {length:.1f} s)\n")
     print(
-        "| signal | tries | complete result | recovered from journal | killed before start | LOST | stray .tmp |"
-        " exit codes |"
+        "| signal | tries | complete result | recovered from journal | killed before start | LOST |"
+        " temps left by the kill | exit codes |"
     )
     print("|---|--:|--:|--:|--:|--:|--:|---|")
     details = []
