@@ -300,6 +300,8 @@ def warn_small_repeat(repeat: int, engine: str) -> None:
             f"use --repeat {need} or more",
             err=True,
         )
+
+
 def _parse_keep_steps(text: str) -> int | None:
     if text.strip().lower() == "all":
         return None
