@@ -30,7 +30,7 @@ def once(workload, journal_dir: Path | None) -> float:
         strategy = {"name": "continuous", "config": dataclasses.asdict(SchedulerConfig())}
         header = Header({}, {}, {}, {}, strategy, None, {})
         journal = Journal.create(journal_dir / "continuous.json", header, workload.requests, 0)
-        hooks = {"on_request_end": journal.request, "on_step": journal.step}
+        hooks = {"on_request_end": journal.request, "on_steps": journal.watch}
     start = time.perf_counter()
     replay(workload.requests, core, engine, VirtualClock(), ReplayOptions(max_model_len=engine.max_model_len), **hooks)
     elapsed = time.perf_counter() - start
