@@ -44,6 +44,23 @@ def git_commit(cwd: str | os.PathLike[str] | None = None) -> str | None:
         return None
 
 
+def torch_package() -> dict[str, Any]:
+    """torch as installed, without importing it (importing torch costs ~1 s): for runs that never use it
+    (the simulated engine). The build (CUDA/ROCm/CPU) and devices need the import; they are null here."""
+    from importlib import metadata
+
+    try:
+        version = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        return {"version": None, "build": None, "reason": "torch not installed", "accelerators": []}
+    return {
+        "version": version,
+        "build": None,
+        "reason": "not imported: this run does not use torch (simulated engine)",
+        "accelerators": [],
+    }
+
+
 def torch_info() -> dict[str, Any]:
     try:
         import torch
@@ -73,12 +90,13 @@ def torch_info() -> dict[str, Any]:
     }
 
 
-def capture() -> dict[str, Any]:
+def capture(torch_runtime: bool = True) -> dict[str, Any]:
+    """The machine, with torch's runtime (build, devices) when `torch_runtime`, else its package version."""
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpu": {"model": cpu_model(), "cores": os.cpu_count()},
-        "torch": torch_info(),
+        "torch": torch_info() if torch_runtime else torch_package(),
         "nvml": nvml_status(),
         "tool_version": __version__,
         "git_commit": git_commit(),

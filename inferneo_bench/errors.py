@@ -21,3 +21,11 @@ class ResultFileError(UserError):
 def where(path: object, line: int | None = None) -> str:
     """`file` or `file:line`, the prefix every file-related message starts with."""
     return f"{path}:{line}" if line is not None else f"{path}"
+
+
+def did_you_mean(value: str, choices: list[str] | tuple[str, ...]) -> str:
+    """'; did you mean 'x'?' for the nearest of `choices` (difflib), or '' when none is near."""
+    import difflib
+
+    close = difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""

@@ -8,7 +8,14 @@ across tools:
 - Throughputs divide by the duration from the first arrival to the last finish of the measured requests;
   token counts are those of completed requests. Goodput = completed requests meeting every SLO / duration.
 - Percentiles by linear interpolation (numpy's default); std is the population std (numpy's default).
-Distributions are over completed, non-warm-up requests; the failed count stands beside them.
+- `failed` counts every unsuccessful request, as vLLM's does (`len(outputs) - completed`); the breakdown
+  stands beside it: `rejected` (never admitted, e.g. longer than the context), `cancelled` (client time-out,
+  interrupted run) and `errored` (the engine or server failed it: request status `failed`).
+- SLOs are compared in seconds, as vLLM does (`ttft_s <= slo_ms / 1000`), so a request exactly at the
+  boundary is judged the same way by both tools.
+Distributions are over completed, non-warm-up requests; a completed record without a first token (0 output
+tokens, e.g. imported from a server that sent an empty completion) counts in E2EL and throughput but has no
+TTFT, TPOT or ITL.
 """
 
 from __future__ import annotations
@@ -19,16 +26,18 @@ from typing import Any
 
 import numpy as np
 
+from inferneo_bench.result_tables import flat_floats
 from inferneo_bench.results import RequestRecord, StepRecord
+from inferneo_bench.steplog import StepLog, as_steplog
 
 LATENCY_METRICS = ("ttft", "tpot", "itl", "e2el", "queue")
 PERCENTILES = (50, 90, 95, 99)
 SLO_METRICS = ("ttft_ms", "tpot_ms", "e2el_ms")
 
 
-def distribution(values_s: Iterable[float], name: str) -> dict[str, float | None]:
+def distribution(values_s: Iterable[float] | np.ndarray, name: str) -> dict[str, float | None]:
     """mean/median/std/p50/p90/p95/p99/max of `name`, in milliseconds; all None when there is no value."""
-    values = np.asarray(list(values_s), dtype=float) * 1000.0
+    values = (values_s if isinstance(values_s, np.ndarray) else np.fromiter(values_s, dtype=float)) * 1000.0
     keys = [f"mean_{name}_ms", f"median_{name}_ms", f"std_{name}_ms"]
     keys += [f"p{p}_{name}_ms" for p in PERCENTILES] + [f"max_{name}_ms"]
     if values.size == 0:
@@ -47,17 +56,25 @@ def e2el_s(r: RequestRecord) -> float:
 
 
 def tpot_s(r: RequestRecord) -> float | None:
-    if r.output_tokens < 2:
+    if r.output_tokens < 2 or r.first_token_s is None:
         return None
     return (e2el_s(r) - ttft_s(r)) / (r.output_tokens - 1)
 
 
 def slo_checks(r: RequestRecord, slo: dict[str, float]) -> dict[str, bool]:
-    """Per SLO metric, whether a completed request met it. As vLLM's goodput does, the test is in seconds
-    (`ttft_s <= ttft_ms / 1000`); a one-token request has no TPOT and cannot miss it (vLLM counts its TPOT 0)."""
-    tpot = tpot_s(r)
-    values = {"ttft_ms": ttft_s(r), "e2el_ms": e2el_s(r), "tpot_ms": 0.0 if tpot is None else tpot}
-    return {key: values[key] <= limit / 1000.0 for key, limit in slo.items()}
+    """Per SLO metric, whether the request met it, in seconds as vLLM computes it (`value_s <= slo_ms / 1000`);
+    a one-token request has no TPOT and cannot miss it (vLLM counts its TPOT as 0); a request without a first
+    token (or finish) has no TTFT (or E2EL) and misses that SLO."""
+    out = {}
+    for key, limit_ms in slo.items():
+        if key == "tpot_ms":
+            value = tpot_s(r) or 0.0
+        elif key == "ttft_ms":
+            value = ttft_s(r) if r.first_token_s is not None else None
+        else:
+            value = e2el_s(r) if r.finish_s is not None else None
+        out[key] = value is not None and value <= limit_ms / 1000.0
+    return out
 
 
 def meets_slo(r: RequestRecord, slo: dict[str, float]) -> bool:
@@ -85,53 +102,42 @@ def slo_attainment(requests: Sequence[RequestRecord], slo: dict[str, float] | No
     return {"slo_attainment": every / n, "slo_attainment_by_metric": {k: v / n for k, v in met.items()}}
 
 
-def _middle_rate(times: Sequence[float], share: float = 0.8) -> float | None:
-    """Events per second over the middle `share` of sorted event times (e.g. the 10th to the 90th percentile
-    event), so that neither a slow start nor one late straggler bends the rate. None for fewer than 10 events
-    or a zero span."""
-    t = np.sort(np.asarray(times, dtype=float))
-    if t.size < 10:
-        return None
-    lo = int(np.floor((1 - share) / 2 * (t.size - 1)))
-    hi = int(np.ceil((1 + share) / 2 * (t.size - 1)))
-    span = t[hi] - t[lo]
-    return (hi - lo) / span if span > 0 else None
-
-
 def saturation_figures(requests: Sequence[RequestRecord]) -> dict[str, float | None]:
-    """Figures of the saturation test (runner/validity.py judges them), over measured requests that reached
+    """Figures of the saturation test (runner/validity.py judges them), over the measured requests that reached
     the scheduler (not rejected):
 
-    - offered_rate: arrivals per second over the middle 80% of arrivals;
-    - served_rate: completions per second over the middle 80% of completions. A server that keeps up
-      completes requests as fast as they arrive (its completions are its arrivals shifted by a latency); a
-      saturated one completes them at its own capacity, however fast they arrive;
-    - queue_growth_rate: how fast the waiting queue grew, requests per second: (time-averaged queue depth
-      over the second half of the arrival window - over the first half) / half the window. A queue that
-      keeps growing while requests arrive grows at offered - served; a stable one does not grow.
-    All None when the run has fewer than 10 such requests or its arrivals do not span time (offline).
+    - offered_rate: their arrivals per second, (n - 1) / span of arrivals (as the workload's mean rate);
+    - queue_delay_slope: the least-squares slope of each request's queue delay (first scheduled - arrival; a
+      request never scheduled waits until it ended) against its arrival time: seconds of extra wait per
+      second of run. An engine that keeps up holds the delay steady (slope ~0, whatever the noise of single
+      requests); one that serves mu req/s of lambda offered makes request i wait i (1/mu - 1/lambda), a
+      slope of lambda/mu - 1;
+    - served_rate: offered_rate / (1 + max(0, slope)): the rate the engine sustained.
+    A regression over every request, not the first and last completions: a short run's drain tail or one long
+    reply does not move it. All None for fewer than 10 such requests or arrivals at one instant (offline).
     """
     sent = [r for r in requests if not r.warmup and r.status != "rejected"]
-    offered = _middle_rate([r.arrival_s for r in sent])
-    none = {"offered_rate": None, "served_rate": None, "queue_growth_rate": None}
-    if offered is None:
+    none = {"offered_rate": None, "served_rate": None, "queue_delay_slope": None}
+    if len(sent) < 10:
         return none
-    served = _middle_rate([r.finish_s for r in sent if r.status == "completed" and r.finish_s is not None])
-    start = min(r.arrival_s for r in sent)
-    half = (max(r.arrival_s for r in sent) - start) / 2
-    end = max((r.finish_s or 0.0) for r in sent)
-    first = second = 0.0
-    for r in sent:  # time each request waited (arrival to first scheduled, or to its end if never scheduled)
-        left = r.scheduled_s if r.scheduled_s is not None else (r.finish_s if r.finish_s is not None else end)
-        first += max(0.0, min(left, start + half) - r.arrival_s)
-        second += max(0.0, min(left, start + 2 * half) - max(r.arrival_s, start + half))
-    growth = (second - first) / half / half  # (mean depth 2nd half - mean depth 1st half) / half
-    return {"offered_rate": offered, "served_rate": served or 0.0, "queue_growth_rate": growth}
+    arrivals = np.asarray([r.arrival_s for r in sent], dtype=float)
+    span = float(arrivals.max() - arrivals.min())
+    if span <= 0:
+        return none
+    end = max((r.finish_s for r in sent if r.finish_s is not None), default=float(arrivals.max()))
+    left = [
+        r.scheduled_s if r.scheduled_s is not None else (r.finish_s if r.finish_s is not None else end) for r in sent
+    ]
+    delay = np.asarray(left, dtype=float) - arrivals
+    centred = arrivals - arrivals.mean()
+    slope = float(np.dot(centred, delay - delay.mean()) / np.dot(centred, centred))
+    offered = (len(sent) - 1) / span
+    return {"offered_rate": offered, "served_rate": offered / (1.0 + max(0.0, slope)), "queue_delay_slope": slope}
 
 
 def summarize(
     requests: Sequence[RequestRecord],
-    steps: Sequence[StepRecord],
+    steps: Sequence[StepRecord] | StepLog,
     telemetry: dict[str, Any] | None = None,
     slo: dict[str, float] | None = None,
 ) -> dict[str, Any]:
@@ -140,9 +146,10 @@ def summarize(
     measured = [r for r in requests if not r.warmup]
     done = [r for r in measured if r.status == "completed"]
     counts = Counter(r.status for r in measured)
+    timed = [r for r in done if r.first_token_s is not None]
 
-    ends = [r.finish_s for r in measured if r.finish_s is not None]
-    duration = (max(ends) - min(r.arrival_s for r in measured)) if ends and measured else None
+    finishes = [r.finish_s for r in measured if r.finish_s is not None]
+    duration = (max(finishes) - min(r.arrival_s for r in measured)) if finishes and measured else None
     if duration is not None and duration <= 0:
         duration = None
 
@@ -155,10 +162,11 @@ def summarize(
     summary: dict[str, Any] = {
         "total_requests": len(requests),
         "warmup_requests": len(requests) - len(measured),
-        "completed": counts["completed"],
-        "failed": counts["failed"],
+        "completed": len(done),
+        "failed": len(measured) - len(done),  # vLLM's meaning: every unsuccessful request
         "rejected": counts["rejected"],
         "cancelled": counts["cancelled"],
+        "errored": counts["failed"],
         "total_input_tokens": total_in,
         "total_output_tokens": total_out,
         "duration": duration,
@@ -168,16 +176,17 @@ def summarize(
         "request_goodput": per_second(sum(meets_slo(r, slo) for r in done)) if slo else None,
         "slo": dict(slo) if slo else None,
     }
-    summary.update(distribution((ttft_s(r) for r in done), "ttft"))
-    summary.update(distribution((t for r in done if (t := tpot_s(r)) is not None), "tpot"))
-    summary.update(distribution((gap for r in done for gap in r.itl_s), "itl"))
-    summary.update(distribution((e2el_s(r) for r in done), "e2el"))
+    summary.update(distribution((ttft_s(r) for r in timed), "ttft"))
+    summary.update(distribution((t for r in timed if (t := tpot_s(r)) is not None), "tpot"))
+    summary.update(distribution(flat_floats(r.itl_s for r in timed), "itl"))
+    summary.update(distribution((e2el_s(r) for r in done if r.finish_s is not None), "e2el"))
     summary.update(distribution((r.scheduled_s - r.arrival_s for r in done if r.scheduled_s is not None), "queue"))
     summary.update(step_figures(steps))
     summary.update(slo_attainment(requests, slo))
     summary.update(saturation_figures(requests))
     summary["preemptions"] = sum(r.preemptions for r in measured)
-    summary["end_reasons"] = dict(sorted(Counter(r.reason for r in measured if r.status != "completed").items()))
+    ends = Counter(r.reason for r in measured if r.status != "completed")
+    summary["end_reasons"] = dict(sorted(ends.items(), key=lambda kv: str(kv[0])))
     summary.update(telemetry_figures(telemetry or {}, total_out))
     summary.update(harness_figures(measured, telemetry or {}))
     if any(r.sent_prompt_tokens is not None for r in requests):  # a remote run (`run --target`)
@@ -185,35 +194,28 @@ def summarize(
     return summary
 
 
-def step_figures(steps: Sequence[StepRecord]) -> dict[str, Any]:
-    sizes = np.asarray([s.batch_size for s in steps], dtype=float)
-    computed = sum(s.new_tokens + s.padded_tokens for s in steps)
-    slot_steps = int(sizes.sum())
-    closed = Counter(s.closed_by for s in steps if s.closed_by is not None)
+def step_figures(steps: Sequence[StepRecord] | StepLog) -> dict[str, Any]:
+    """Batch-size figures over every engine step, from the exact step aggregates (steplog.StepStats), so they
+    are the same whether a result kept every step's row or only the aggregates. Also, for static strategies,
+    the share of batches each limit closed (`batch_closed_by`, see SchedulerCore._closed_by), and
+    `schedule_digest`: the first 52 bits of the SHA-256 of every step's batch size, useful and padded tokens,
+    in order (an integer).
+    Two strategies with the same digest on the same workload formed the same batches (step times are left
+    out, so that wall-clock noise does not hide a tie on the real engine)."""
+    stats = as_steplog(steps).stats()
+    computed = stats.new_tokens + stats.padded_tokens
+    closed = stats.closed_by_counts
     batches = sum(closed.values())
     return {
-        "mean_batch_size": float(sizes.mean()) if sizes.size else None,
-        "p50_batch_size": float(np.median(sizes)) if sizes.size else None,
-        "max_batch_size": int(sizes.max()) if sizes.size else None,
-        "padding_waste_frac": (sum(s.padded_tokens for s in steps) / computed) if computed else None,
-        "idle_slot_frac": (sum(s.idle_slots for s in steps) / slot_steps) if slot_steps else None,
-        "num_steps": len(steps),
-        # static strategies: the share of batches each limit closed (see SchedulerCore._closed_by)
+        "mean_batch_size": stats.mean_batch_size(),
+        "p50_batch_size": stats.median_batch_size(),
+        "max_batch_size": stats.max_batch_size(),
+        "padding_waste_frac": (stats.padded_tokens / computed) if computed else None,
+        "idle_slot_frac": (stats.idle_slots / stats.slot_steps) if stats.slot_steps else None,
+        "num_steps": stats.num_steps,
         "batch_closed_by": {k: v / batches for k, v in sorted(closed.items())} if batches else None,
-        "schedule_digest": schedule_digest(steps),
+        "schedule_digest": stats.schedule_digest,
     }
-
-
-def schedule_digest(steps: Sequence[StepRecord]) -> str | None:
-    """A fingerprint of the schedule: SHA-256 (first 16 hex digits) of every step's batch size, useful and
-    padded tokens, in order. Two strategies with the same digest on the same workload formed the same
-    batches (step times are left out, so that wall-clock noise does not hide a tie on the real engine)."""
-    if not steps:
-        return None
-    import hashlib
-
-    table = np.asarray([(s.batch_size, s.new_tokens, s.padded_tokens) for s in steps], dtype=np.int64)
-    return hashlib.sha256(table.tobytes()).hexdigest()[:16]
 
 
 def telemetry_figures(telemetry: dict[str, Any], total_output_tokens: int) -> dict[str, float | None]:

@@ -16,7 +16,19 @@ log values, so that a change is a ratio and the effect is symmetric for "x1.05" 
 Decision, with g the change in the metric's good direction (g < 0 is harm) and t the threshold, f the noise floor:
 REGRESSION when p_worse < alpha, the whole interval lies beyond -f, and g <= -t; INCONCLUSIVE when g <= -t but
 one of the other two fails; IMPROVEMENT symmetrically (p_better < alpha, interval beyond +f, g >= t); else OK.
-Deterministic inputs (every trial of each side equal: one trial per side, or a simulator) compare exactly.
+
+Scales: positive continuous metrics are tested on log values (above). Counts (completed, failed, rejected,
+cancelled, preemptions, ...) and any metric with a value <= 0 are tested on the raw values with the same rank
+test (which works at zero: baseline 3,0,0,0,4 vs current 7,7,7,6,7 preemptions gives p = 0.004); the change is
+the shift relative to the baseline median (infinite when that median is 0 and the shift is not).
+
+Only simulated runs (virtual clock) are deterministic: their trials compare exactly. Wall-clock trials are
+always tested; one trial per side cannot separate a change from noise, so a harmful change beyond the
+threshold is INCONCLUSIVE with the trials needed (the fewest for which the exact test can reach alpha).
+
+FAIL (exit 1, like a regression) marks a current run that cannot pass: a strategy of the baseline missing from
+the current results, no completed request, or a gated metric with a value in the baseline but none in the
+current results. Incomparable results (report/compat.py) are refused, or compared and flagged with --force.
 See docs/check.md for the reasoning and the measured power.
 """
 
@@ -35,12 +47,13 @@ from inferneo_bench import results
 from inferneo_bench.errors import ResultFileError, UserError
 
 REGRESSION = "REGRESSION"
+FAIL = "FAIL"
 IMPROVEMENT = "IMPROVEMENT"
 INCONCLUSIVE = "INCONCLUSIVE"
 OK = "OK"
 NA = "n/a"
 MISSING = "missing"
-EXIT_CODES = {OK: 0, IMPROVEMENT: 0, REGRESSION: 1, INCONCLUSIVE: 3}
+EXIT_CODES = {OK: 0, IMPROVEMENT: 0, REGRESSION: 1, FAIL: 1, INCONCLUSIVE: 3}
 
 # Summary keys the gate knows, with their good direction (None: no natural direction, give one explicitly).
 _LATENCY = {
@@ -57,6 +70,7 @@ KNOWN_METRICS: dict[str, str | None] = {
     "failed": "lower",
     "rejected": "lower",
     "cancelled": "lower",
+    "errored": "lower",
     "duration": "lower",
     **_LATENCY,
     "mean_batch_size": "higher",
@@ -82,14 +96,23 @@ KNOWN_METRICS: dict[str, str | None] = {
     "capacity_rps": "higher",
     "capacity_output_tps": "higher",
 }
-DEFAULT_METRICS = ("output_throughput", "p99_ttft_ms", "p99_tpot_ms", "request_goodput")
-OPTIONAL_DEFAULTS = ("request_goodput",)  # only when some trial on both sides has a value (SLOs were set)
-COMPAT_FIELDS = (
-    ("workload", "workload.content_hash"),
-    ("model", "model.name"),
-    ("engine", "run.engine"),
-    ("device type", "model.device_type"),
+CAPACITY_METRICS = ("capacity_rps", "capacity_output_tps")
+DEFAULT_METRICS = (
+    "output_throughput",
+    "p99_ttft_ms",
+    "p99_tpot_ms",
+    "request_goodput",
+    "failed",
+    "rejected",
+    "cancelled",
 )
+# only when some trial on either side has a value (goodput: SLOs were set; counts: absent from hand-made files)
+OPTIONAL_DEFAULTS = ("request_goodput", "failed", "rejected", "cancelled")
+# Counts: tested on the raw values (a rank test that works at zero), never on logs.
+COUNT_METRICS = frozenset(
+    {"completed", "failed", "rejected", "cancelled", "errored", "preemptions", "total_requests",
+     "warmup_requests", "total_input_tokens", "total_output_tokens", "max_batch_size"}
+)  # fmt: skip
 _EXACT_MAX_PAIRS = 10_000  # exact U distribution up to m*n pairs; normal approximation beyond
 _EPS = 1e-12  # so that a change of exactly the threshold counts as "at least" despite float rounding
 
@@ -276,19 +299,23 @@ def gate_samples(
     return decide(gain, ends[0], ends[1], p_worse, p_better, threshold, noise_floor, alpha)
 
 
-def trials_needed(log_base: np.ndarray, log_cur: np.ndarray, shift: float, settings: Settings) -> int | None:
+def trials_needed(
+    log_base: np.ndarray, log_cur: np.ndarray, shift: float, settings: Settings, floor: float | None = None
+) -> int | None:
     """Trials per side that the observed spread calls for to confirm a change of the observed size.
 
     Normal approximation: pooled within-side SD sigma of the log values (~ the coefficient of variation), effect
     d = |shift| minus the noise floor (the interval must clear it), n = 2 * ((z_(1-alpha) + z_power) * sigma / d)^2,
     divided by 3/pi (the Mann-Whitney test's efficiency relative to the t test under normality), and at least
-    the fewest trials with which the exact test can reach p < alpha at all.
+    the fewest trials with which the exact test can reach p < alpha at all. `floor`: the noise floor on the
+    samples' own scale (default: the floor as a log shift); raw-scale callers pass theirs.
     """
     from scipy.stats import norm
 
     f = settings.noise_floor
-    floor_log = math.log1p(f) if shift > 0 else -math.log1p(-f)  # the floor as a log shift on the same side
-    d = abs(shift) - floor_log
+    if floor is None:
+        floor = math.log1p(f) if shift > 0 else -math.log1p(-f)  # the floor as a log shift on the same side
+    d = abs(shift) - floor
     if d <= 0:
         return None
     sides = [s for s in (np.asarray(log_base), np.asarray(log_cur)) if s.size > 1]
@@ -308,7 +335,7 @@ class Series:
 
     strategy: str
     label: str | None
-    context: tuple[tuple[str, Any], ...]  # the comparability fields (see COMPAT_FIELDS)
+    context: tuple[str, ...]  # the ALL-scope comparability fields (report/compat.py)
     files: list[Path] = field(default_factory=list)
     runs: list[results.RunResult] = field(default_factory=list)
 
@@ -316,25 +343,23 @@ class Series:
     def name(self) -> str:
         return f"{self.strategy} [{self.label}]" if self.label else self.strategy
 
+    @property
+    def engine(self) -> str:
+        return str(self.runs[0].run.engine) if self.runs else "?"
+
+    @property
+    def deterministic(self) -> bool:
+        """Only the simulator (virtual clock) repeats itself exactly; wall-clock trials carry noise."""
+        return self.engine == "sim"
+
     def values(self, metric: str) -> list[Any]:
         return [r.summary.get(metric) for r in self.runs]
 
 
-def _get(result: results.RunResult, dotted: str) -> Any:
-    section, key = dotted.split(".")
-    source = asdict(result.run) if section == "run" else getattr(result, section)
-    return (source or {}).get(key)
-
-
-def context_of(result: results.RunResult) -> tuple[tuple[str, Any], ...]:
-    ctx = {label: _get(result, path) for label, path in COMPAT_FIELDS}
-    if ctx["workload"] is None:  # no content hash recorded: fall back to the name
-        ctx["workload"] = f"name:{result.workload.get('name')}"
-    return tuple(ctx.items())
-
-
 def load_side(paths: Sequence[str | Path], side: str, notes: list[str]) -> dict[tuple, Series]:
     """Load every result file under `paths` and group trials into series by (context, strategy, label)."""
+    from inferneo_bench.report import compat
+
     explicit = {Path(p) for p in paths if Path(p).is_file()}
     series: dict[tuple, Series] = {}
     seen: set[Path] = set()
@@ -343,7 +368,7 @@ def load_side(paths: Sequence[str | Path], side: str, notes: list[str]) -> dict[
             continue
         seen.add(path.resolve())
         try:
-            run = results.load(path)
+            run = results.load_summary(path)  # the gate reads summaries only
         except ResultFileError as exc:
             not_ours = "missing key 'schema_version'" in str(exc) or "top level is not a JSON object" in str(exc)
             if path not in explicit and not_ours:
@@ -358,71 +383,81 @@ def load_side(paths: Sequence[str | Path], side: str, notes: list[str]) -> dict[
         if validity.get("valid") is False:
             reasons = "; ".join(str(r) for r in validity.get("failed") or []) or "no reason given"
             notes.append(f"{side}: {path} is marked invalid ({reasons})")
-        ctx = context_of(run)
-        strategy = (run.strategy or {}).get("name") or "?"
-        key = (ctx, strategy, run.run.label)
-        entry = series.setdefault(key, Series(strategy, run.run.label, ctx))
+        ctx = compat.context(run)
+        strategy, label = compat.series_key(run)
+        entry = series.setdefault((ctx, strategy, label), Series(strategy, label, ctx))
         entry.files.append(path)
         entry.runs.append(run)
     if not series:
         raise UserError(f"{side}: no result files found under {', '.join(map(str, paths))}")
+    for s in series.values():  # trials of one series must share their configuration (a mixed run folder)
+        diffs = compat.differences(s.runs, s.files, (compat.SERIES,))
+        if diffs:
+            raise UserError(
+                f"{side}: the trials of {s.name} do not belong together: {'; '.join(diffs)}; give each "
+                "configuration its own run folder (or --label)"
+            )
     return series
 
 
-def _describe(ctx: tuple[tuple[str, Any], ...]) -> str:
-    return ", ".join(f"{k} {v!r}" for k, v in ctx)
-
-
 def pair(
-    base: dict[tuple, Series], cur: dict[tuple, Series], notes: list[str]
-) -> tuple[list[tuple[Series, Series]], list[dict[str, Any]]]:
-    """Pair series across sides; refuse current results with no comparable baseline; report one-sided ones."""
-    base_ctx = {k[0] for k in base}
-    cur_ctx = {k[0] for k in cur}
-    for ctx in sorted(cur_ctx - base_ctx, key=str):
-        closest = min(base_ctx, key=lambda b: sum(x != y for x, y in zip(b, ctx, strict=True)))
-        diffs = "; ".join(
-            f"{name}: baseline {bv!r} vs current {cv!r}"
-            for (name, bv), (_, cv) in zip(closest, ctx, strict=True)
-            if bv != cv
-        )
-        files = sorted({str(s.files[0]) for k, s in cur.items() if k[0] == ctx})[:1]
-        raise UserError(
-            f"incompatible results ({files[0]}): {diffs}; compare runs of the same workload, model, engine and "
-            "device type (refresh the baseline if the change is intended)"
-        )
+    base: dict[tuple, Series], cur: dict[tuple, Series], notes: list[str], force: bool = False
+) -> tuple[list[tuple[Series, Series]], list[dict[str, Any]], list[str], list[str]]:
+    """Pair series across sides by (context, strategy, label); with `force`, across contexts too.
+
+    Returns (pairs, unpaired, forced warnings, failures). Refuses (exit 2) a current series whose baseline
+    namesake differs in a comparability field, unless `force`. A baseline series that the current results
+    lack, in a context the current results cover, is a failure (the run is incomplete)."""
+    from inferneo_bench.report import compat
+
+    by_name_base: dict[tuple, list[tuple]] = {}
+    for key in base:
+        by_name_base.setdefault(key[1:], []).append(key)
+    pairs: list[tuple[Series, Series]] = []
+    forced: list[str] = []
+    used: set[tuple] = set()
+    for key, c in cur.items():
+        if key in base:
+            b = base[key]
+        elif key[1:] in by_name_base:
+            b = base[by_name_base[key[1:]][0]]
+            diffs = compat.differences(b.runs + c.runs, b.files + c.files, (compat.ALL,))
+            forced += compat.refuse_or_flag([f"{c.name}: {d}" for d in diffs], force, "baseline and current results")
+        else:
+            continue
+        used.add((b.context, b.strategy, b.label))
+        diffs = compat.differences(b.runs + c.runs, b.files + c.files, (compat.SERIES,))
+        forced += compat.refuse_or_flag([f"{c.name}: {d}" for d in diffs], force, "baseline and current results")
+        pairs.append((b, c))
     unpaired: list[dict[str, Any]] = []
-    one_sided = [(k, b, "baseline") for k, b in base.items() if k not in cur]
-    one_sided += [(k, c, "current") for k, c in cur.items() if k not in base]
-    pairs = [(b, cur[k]) for k, b in base.items() if k in cur]
-    for key, s, side in one_sided:
-        unpaired.append({"strategy": s.strategy, "label": s.label, "side": side, "files": len(s.files),
-                         "context": dict(s.context)})  # fmt: skip
-        other = "current" if side == "baseline" else "baseline"
-        # a whole context missing on the other side (e.g. the baseline also holds a torch run): say which
-        where = f" ({_describe(key[0])})" if key[0] not in (cur_ctx if side == "baseline" else base_ctx) else ""
-        notes.append(f"{s.name}{where}: only in the {side} results (no {other} to compare); not checked")
+    failures: list[str] = []
+    cur_ctx = {k[0] for k in cur}
+    paired_cur = {id(c) for _, c in pairs}
+    for key, s in base.items():
+        if key in used:
+            continue
+        unpaired.append({"strategy": s.strategy, "label": s.label, "side": "baseline", "files": len(s.files)})
+        if key[0] in cur_ctx:
+            failures.append(f"{s.name}: in the baseline but missing from the current results; run it too")
+        else:
+            notes.append(f"{s.name} ({s.engine}): only in the baseline, whose other results the current run does "
+                         "not cover (another engine, model or workload); not checked")  # fmt: skip
+    for c in cur.values():
+        if id(c) not in paired_cur:
+            unpaired.append({"strategy": c.strategy, "label": c.label, "side": "current", "files": len(c.files)})
+            notes.append(f"{c.name}: only in the current results (no baseline to compare); not checked")
     if not pairs:
         raise UserError("no strategy is present in both the baseline and the current results; nothing to check")
     for b, c in pairs:
         _note_differences(b, c, notes)
-    return pairs, unpaired
+    return pairs, unpaired, forced, failures
 
 
 def _note_differences(b: Series, c: Series, notes: list[str]) -> None:
-    bconf = (b.runs[0].strategy or {}).get("config") or {}
-    cconf = (c.runs[0].strategy or {}).get("config") or {}
-    changed = [f"{k} {bconf.get(k)!r} -> {cconf.get(k)!r}" for k in sorted(set(bconf) | set(cconf), key=str)
-               if bconf.get(k) != cconf.get(k)]  # fmt: skip
-    if changed:
-        notes.append(f"{c.name}: strategy config differs: {', '.join(changed)}")
-    bdev, cdev = b.runs[0].model.get("device_name"), c.runs[0].model.get("device_name")
-    if bdev != cdev:
-        notes.append(f"{c.name}: device names differ (baseline {bdev!r}, current {cdev!r})")
-    engine = dict(c.context).get("engine")
-    if engine != "sim" and (len(b.runs) == 1 or len(c.runs) == 1):
+    if not c.deterministic and (len(b.runs) == 1 or len(c.runs) == 1):
         notes.append(
-            f"{c.name}: a single {engine} trial on a side cannot separate a change from noise; run with --repeat 5"
+            f"{c.name}: a single {c.engine} (wall-clock) trial on a side cannot separate a change from noise; "
+            "run with --repeat 5 or more"
         )
 
 
@@ -469,11 +504,12 @@ class Report:
     comparisons: list[Comparison]
     unpaired: list[dict[str, Any]]
     notes: list[str]
+    forced: list[str] = field(default_factory=list)  # --force: the differences compared anyway
 
     @property
     def verdict(self) -> str:
         verdicts = {c.verdict for c in self.comparisons}
-        for v in (REGRESSION, INCONCLUSIVE, IMPROVEMENT):
+        for v in (FAIL, REGRESSION, INCONCLUSIVE, IMPROVEMENT):
             if v in verdicts:
                 return v
         return OK
@@ -493,6 +529,7 @@ class Report:
             "comparisons": [_json_safe({**asdict(c), "p_value": c.p_value}) for c in self.comparisons],
             "unpaired": self.unpaired,
             "notes": self.notes,
+            "forced": self.forced,
         }
 
 
@@ -506,28 +543,59 @@ def check(
     current: Sequence[str | Path],
     metrics: Sequence[MetricSpec] | None = None,
     settings: Settings | None = None,
+    force: bool = False,
 ) -> Report:
-    """Load both sides, refuse incompatible results, and judge every paired strategy on every metric."""
+    """Load both sides, refuse incompatible results (or flag them with `force`), and judge every paired strategy
+    on every metric; a strategy missing from the current results, or one that completed nothing, fails."""
     settings = settings or Settings()
     _validate(settings)
     notes: list[str] = []
     specs = list({spec.name: spec for spec in metrics}.values()) if metrics else None  # a repeated name: last wins
-    comparisons = []
-    unpaired: list[dict[str, Any]] = []
-    capacity = [s for s in specs or [] if s.name.startswith("capacity_")]
-    if capacity:
+    capacity = [s for s in specs or [] if s.name in CAPACITY_METRICS]
+    comparisons: list[Comparison] = []
+    if capacity:  # sweeps: capacities recomputed from the saved points (sweep/gate.py)
         from inferneo_bench.sweep.gate import capacity_comparisons
 
         comparisons += capacity_comparisons(baseline, current, capacity, settings, notes)
         specs = [s for s in specs or [] if s not in capacity]
-    if not capacity or specs:
-        base = load_side(baseline, "baseline", notes)
-        cur = load_side(current, "current", notes)
-        pairs, unpaired = pair(base, cur, notes)
-        for b, c in pairs:
-            for spec in specs or _defaults_for(b, c):
-                comparisons.append(compare_series(b, c, spec, settings))
-    return Report(settings, [str(p) for p in baseline], [str(p) for p in current], comparisons, unpaired, notes)
+        if not specs:
+            return Report(settings, [str(p) for p in baseline], [str(p) for p in current], comparisons, [], notes)
+    base = load_side(baseline, "baseline", notes)
+    cur = load_side(current, "current", notes)
+    pairs, unpaired, forced, failures = pair(base, cur, notes, force)
+    comparisons += [_failure(text) for text in failures]
+    for b, c in pairs:
+        nothing = [f.name for f, r in zip(c.files, c.runs, strict=True) if r.summary.get("completed", 1) == 0]
+        if nothing:
+            comparisons.append(_failure(f"{c.name}: no request completed in {', '.join(nothing)} "
+                                        f"({_end_summary(c.runs[0])})", c))  # fmt: skip
+        for spec in specs or _defaults_for(b, c):
+            comparisons.append(compare_series(b, c, spec, settings))
+    return Report(settings, [str(p) for p in baseline], [str(p) for p in current], comparisons, unpaired, notes, forced)
+
+
+def _failure(text: str, series: Series | None = None) -> Comparison:
+    strategy, _, _ = text.partition(":")
+    return Comparison(
+        strategy=series.strategy if series else strategy.split(" [")[0],
+        label=series.label if series else None,
+        metric="completed",
+        direction="higher",
+        threshold=0.0,
+        verdict=FAIL,
+        reason=text.partition(": ")[2] or text,
+        method="",
+        n_baseline=0,
+        n_current=len(series.runs) if series else 0,
+    )
+
+
+def _end_summary(run: results.RunResult) -> str:
+    s = run.summary
+    reasons = s.get("end_reasons") or {}
+    top = max(reasons.items(), key=lambda kv: kv[1])[0] if reasons else None
+    parts = [f"{s.get(k) or 0} {k}" for k in ("rejected", "cancelled", "errored") if s.get(k)]
+    return ", ".join(parts) + (f"; most often: {top}" if top else "") if parts else "no request ended"
 
 
 def _validate(s: Settings) -> None:
@@ -582,34 +650,34 @@ def compare_series(b: Series, c: Series, spec: MetricSpec, settings: Settings) -
         current_median=float(np.median(cvals)) if cvals else None,
     )
     if bbad or cbad:
-        row.reason = f"{spec.name} is not a number in the {'baseline' if bbad else 'current'} results"
+        side = "baseline" if bbad else "current"
+        row.verdict = FAIL
+        row.reason = f"{spec.name} is not a finite number in the {side} results (NaN, infinite or text)"
+        return row
+    if not cvals and bvals:
+        row.verdict = FAIL
+        why = _end_summary(c.runs[0])
+        row.reason = f"{spec.name} has a value in the baseline but none in any current trial ({why})"
         return row
     if not bvals or not cvals:
-        side = "baseline" if not bvals else "current"
         why = " (no SLOs were set)" if spec.name == "request_goodput" else ""
-        row.reason = f"{spec.name} is null in every {side} trial{why}; nothing to compare"
+        row.reason = f"{spec.name} is null in every baseline trial{why}; nothing to compare"
         return row
     dropped = [f"{n} {side} trial(s)" for n, side in ((bnull, "baseline"), (cnull, "current")) if n]
     suffix = f" ({' and '.join(dropped)} null, left out)" if dropped else ""
-    if len(set(bvals)) == 1 and len(set(cvals)) == 1:
+    if c.deterministic and b.deterministic and len(set(bvals)) == 1 and len(set(cvals)) == 1:
         _exact(row, bvals[0], cvals[0], settings, threshold)
-    elif min(bvals + cvals) <= 0:
-        row.reason = f"{spec.name} has zero or negative values across noisy trials; the log-scale test needs > 0"
     else:
-        _statistical(row, bvals, cvals, settings, threshold)
+        raw = spec.name in COUNT_METRICS or min(bvals + cvals) <= 0
+        _statistical(row, bvals, cvals, settings, threshold, raw)
     row.reason += suffix
     return row
 
 
 def _exact(row: Comparison, bval: float, cval: float, settings: Settings, threshold: float) -> None:
-    """Deterministic inputs: no noise to model, so the change itself decides."""
+    """Simulated (virtual-clock) trials repeat exactly: no noise to model, so the change itself decides."""
     row.method = "exact"
-    if bval == cval:
-        change = 0.0
-    elif bval == 0:
-        change = math.inf if cval > 0 else -math.inf
-    else:
-        change = cval / bval - 1
+    change = _relative(cval - bval, bval)
     gain = change if row.direction == "higher" else -change
     row.change = row.ci_low = row.ci_high = change
     verdict = OK if gain == 0 else decide(gain, gain, gain, 0.0, 0.0, threshold, 0.0, 1.0).item()
@@ -618,32 +686,63 @@ def _exact(row: Comparison, bval: float, cval: float, settings: Settings, thresh
     if verdict == OK:
         row.reason = f"exact: {pct} is within the {threshold * 100:g}% threshold"
     else:
-        row.reason = f"exact: {pct} is at least the {threshold * 100:g}% threshold (deterministic trials)"
+        row.reason = f"exact: {pct} is at least the {threshold * 100:g}% threshold (deterministic: simulated trials)"
 
 
-def _statistical(row: Comparison, bvals: list[float], cvals: list[float], settings: Settings, t: float) -> None:
-    lb, lc = np.log(bvals), np.log(cvals)
+def _relative(shift: float, reference: float) -> float:
+    """A shift as a fraction of the reference; infinite when the reference is 0 and the shift is not."""
+    if shift == 0:
+        return 0.0
+    if reference == 0:
+        return math.inf if shift > 0 else -math.inf
+    return shift / abs(reference)
+
+
+def _statistical(
+    row: Comparison, bvals: list[float], cvals: list[float], settings: Settings, t: float, raw: bool = False
+) -> None:
+    """The rank test: on log values, or on the raw values for counts and metrics at zero (`raw`)."""
+    base, cur = np.asarray(bvals, dtype=float), np.asarray(cvals, dtype=float)
+    lb, lc = (base, cur) if raw else (np.log(base), np.log(cur))
     st = shift_test(lb[None, :], lc[None, :], settings.alpha)
     shift, lo, hi = float(st.shift[0]), float(st.low[0]), float(st.high[0])
     higher = row.direction == "higher"
-    row.method = "mann-whitney exact" if bool(st.exact[0]) else "mann-whitney normal (ties)"
-    row.change = math.expm1(shift)
-    row.ci_low = math.expm1(lo) if math.isfinite(lo) else None
-    row.ci_high = math.expm1(hi) if math.isfinite(hi) else None
+    row.method = ("mann-whitney exact" if bool(st.exact[0]) else "mann-whitney normal (ties)") + (
+        " on raw values" if raw else ""
+    )
+    ref = float(np.median(base))
+
+    def change_of(x: float) -> float:
+        return _relative(x, ref) if raw else math.expm1(x)
+
+    row.change = change_of(shift)
+    row.ci_low = change_of(lo) if math.isfinite(lo) else None
+    row.ci_high = change_of(hi) if math.isfinite(hi) else None
     row.p_worse, row.p_better = (
         (float(st.p_less[0]), float(st.p_greater[0])) if higher else (float(st.p_greater[0]), float(st.p_less[0]))
     )
-    gain = to_gain(shift, row.direction)
-    ends = sorted([float(to_gain(lo, row.direction)), float(to_gain(hi, row.direction))])
+    sign = 1.0 if higher else -1.0
+    gain = sign * row.change
+    ends = sorted([sign * (row.ci_low if row.ci_low is not None else -math.inf),
+                   sign * (row.ci_high if row.ci_high is not None else math.inf)])  # fmt: skip
     f, alpha = settings.noise_floor, settings.alpha
     row.verdict = decide(gain, ends[0], ends[1], row.p_worse, row.p_better, t, f, alpha).item()
     level = f"{(1 - 2 * alpha) * 100:g}%"
-    est = f"{_pct(row.change)} ({level} interval {_interval(row)})"
+    shown = f"{_pct(row.change)}" + (f" (shift {shift:+g} from a median of {ref:g})" if raw else "")
+    est = f"{shown} ({level} interval {_interval(row)})"
+    single = min(len(bvals), len(cvals)) == 1
     if row.verdict == REGRESSION:
         row.reason = f"{est}: worse by at least {t * 100:g}%, p={row.p_worse:.2g} < {alpha:g}, beyond the noise floor"
     elif row.verdict == IMPROVEMENT:
         row.reason = f"{est}: better by at least {t * 100:g}%, p={row.p_better:.2g} < {alpha:g}, beyond the noise floor"
     elif row.verdict == INCONCLUSIVE:
+        if single:
+            row.trials_needed = min_trials_for_alpha(alpha)
+            row.reason = (
+                f"{est}: one wall-clock trial per side cannot separate a change from noise; run at least "
+                f"{row.trials_needed} trials per side (inferneo-bench run --repeat {row.trials_needed})"
+            )
+            return
         why = []
         if row.p_worse >= alpha:
             why.append(f"p={row.p_worse:.2g} >= {alpha:g}")
@@ -651,7 +750,12 @@ def _statistical(row: Comparison, bvals: list[float], cvals: list[float], settin
             why.append(f"{len(bvals)} vs {len(cvals)} trials cannot bound the change at {level}")
         elif not ends[1] < -f:
             why.append(f"the interval reaches inside the {f * 100:g}% noise floor")
-        row.trials_needed = trials_needed(lb, lc, shift, settings)
+        if raw and ref > 0:
+            row.trials_needed = trials_needed(lb / ref, lc / ref, shift / ref, settings, f)
+        elif raw:
+            row.trials_needed = trials_needed(lb, lc, shift, settings, 0.0)
+        else:
+            row.trials_needed = trials_needed(lb, lc, shift, settings)
         need = f"; the observed spread calls for about {row.trials_needed} trials per side" if row.trials_needed else ""
         row.reason = f"{est}: worse by at least {t * 100:g}% but not separable from noise ({', '.join(why)}){need}"
     else:

@@ -86,7 +86,7 @@ def test_cli_table_is_the_rich_rendering_plus_notes(cli):
 def test_golden_seed_table(cli, folder):
     comp_text = tables.render_text(seed.to_rich(seed.check_claims(load_dir(folder)[0])), width=WIDTH)
     golden(f"{folder.name}.seed.txt", comp_text)
-    code, out, _ = cli("compare", str(folder), "--seed-table", "--format", "markdown")
+    code, out, _ = cli("compare", str(folder), "--claims", "--format", "markdown")
     assert code == 0
     golden(f"{folder.name}.seed.md", out)
 
@@ -140,13 +140,39 @@ def test_delta_direction_and_best_marking():
     assert cell.verdict == "better" and cell.best  # lower is better for latency
     tput = _row(comp, "output_throughput")
     lat_opt = tput.cells[labels.index("latency_optimized")]
-    assert lat_opt.delta_pct < 0 and lat_opt.verdict == "worse"  # higher is better for throughput
+    assert -1 < lat_opt.delta_pct < 0 and lat_opt.verdict == "same"  # -0.4%: inside the ±1% noise band
+    thr_ttft = ttft.cells[labels.index("throughput_optimized")]
+    assert thr_ttft.delta_pct > 1 and thr_ttft.verdict == "worse"  # lower is better for latency
+    adaptive = tput.cells[labels.index("adaptive")]
+    assert adaptive.delta_pct > 1 and adaptive.verdict == "better"  # +1.6%: outside the band
     assert [c.best for c in tput.cells].count(True) == 1
     assert ttft.cells[0].delta_pct == 0 and ttft.cells[0].verdict == "same"
     batch = _row(comp, "mean_batch_size")  # no direction: no verdict, no best
     assert all(c.verdict is None and not c.best for c in batch.cells)
     validity = _row(comp, "validity")
     assert [c.text for c in validity.cells] == ["valid"] * 4 + ["INVALID", "valid"]
+    rejected = _row(comp, "rejected")  # every strategy rejected the one over-long prompt: a tie is no win
+    assert [c.value for c in rejected.cells] == [1.0] * 6 and not any(c.best for c in rejected.cells)
+
+
+@pytest.mark.parametrize(
+    ("delta", "verdict"), [(0.0, "same"), (0.99, "same"), (-0.99, "same"), (1.0, "better"), (-1.0, "worse")]
+)
+def test_noise_band_is_not_coloured(delta, verdict):
+    higher = tables.METRICS["output_throughput"]
+    assert tables._verdict(higher, delta) == verdict
+    assert tables._verdict(tables.METRICS["p99_ttft_ms"], delta) == {"better": "worse", "worse": "better"}.get(
+        verdict, verdict
+    )
+
+
+def test_failed_and_cancelled_rows_appear_only_when_some_result_has_them():
+    res, _ = load_dir(CPU)
+    assert "failed" not in tables.parse_metrics(None, res) and "cancelled" not in tables.parse_metrics(None, res)
+    changed = copy.deepcopy(res)
+    changed[2].summary["cancelled"] = 3
+    keys = tables.parse_metrics(None, changed)
+    assert keys[keys.index("rejected") + 1 :] == ["cancelled", "validity"]
 
 
 def test_baseline_option_and_labels(cli):
@@ -282,11 +308,11 @@ def test_seed_claims_verdicts_hand_computed():
 
 
 def test_seed_table_prints_its_definitions(cli):
-    code, out, _ = cli("compare", str(CPU), "--seed-table", "--width", "200")
+    code, out, _ = cli("compare", str(CPU), "--seed-table", "--width", "200")  # the old name still works
     assert code == 0
     assert "throughput = output_throughput: output tokens/s over the run" in out
     assert "latency = mean_e2el_ms: mean end-to-end latency per request" in out
-    data = json.loads(cli("compare", str(CPU), "--seed-table", "--format", "json")[1])
+    data = json.loads(cli("compare", str(CPU), "--claims", "--format", "json")[1])
     assert data["definitions"]["latency"]["summary_key"] == "mean_e2el_ms"
     assert {c["verdict"] for c in data["claims"] if c["metric"] == "gpu_utilization"} == {"not measurable"}
 

@@ -3,6 +3,8 @@ error bars for trials. One test writes the files (PNG and SVG) through the CLI."
 
 from __future__ import annotations
 
+import copy
+import statistics
 from pathlib import Path
 
 import matplotlib.colors as mcolors
@@ -168,12 +170,51 @@ def test_overview_marks_best_and_error_bars(gpu_cols):
     for ax in axes:
         assert len(ax.patches) == 3
         assert len(ax.containers) == 1 + 2  # the bars, plus error bars for the two strategies with trials
-        assert [t.get_text().endswith("★ best") for t in ax.texts] == [False, False, True]  # continuous wins
+        assert ["★ best" in t.get_text() for t in ax.texts] == [False, False, True]  # continuous wins
+        assert ax.texts[0].get_text().endswith("(baseline)")
+    # the change against the baseline, coloured by direction (continuous: more tok/s, lower latency: better)
+    base = statistics.median(r.summary["output_throughput"] for r in gpu_cols[0].results)
+    cont = gpu_cols[2].results[0].summary["output_throughput"]
+    assert axes[0].texts[2].get_text().endswith(f"{(cont - base) / base * 100:+.1f}%")
+    assert {t.get_color() for ax in axes for t in ax.texts[2:]} == {plots.DELTA_COLORS["better"]}
+    assert "model tiny" in fig.get_suptitle() and "workload chat" in fig.get_suptitle()
     assert [t.get_text() for t in axes[0].get_yticklabels()] == [
         "fixed_size (3 trials)",
         "adaptive (3 trials)",
         "continuous",
     ]
+
+
+@pytest.mark.parametrize(
+    ("delta", "higher", "verdict"),
+    [(0.5, True, "same"), (-0.99, False, "same"), (1.0, True, "better"), (1.0, False, "worse"), (None, True, None)],
+)
+def test_overview_deltas_inside_the_noise_band_are_not_coloured(delta, higher, verdict):
+    assert plots.delta_verdict(delta, higher) == verdict
+
+
+def test_latency_axes_switch_to_seconds_past_10000_ms(cpu_cols):
+    assert plots.latency_unit(9_999.0) == (1.0, "ms") and plots.latency_unit(10_000.0) == (1e-3, "s")
+    slow = copy.deepcopy(cpu_cols)
+    for col in slow:
+        for r in col.results:
+            r.summary["p99_ttft_ms"] *= 100  # hundreds of ms -> tens of seconds
+            for q in r.requests:
+                if q.first_token_s is not None:
+                    q.first_token_s += 30.0
+                    q.finish_s += 30.0
+    assert plots.throughput_vs_latency(slow).axes[0].get_xlabel().startswith("p99 TTFT (s)")
+    assert plots.overview(slow).axes[1].get_title() == "p99 TTFT (s)"
+    cdf = plots.latency_cdfs(slow)
+    assert cdf.axes[0].get_xlabel().startswith("TTFT (s") and cdf.axes[1].get_xlabel().startswith("TPOT (ms")
+
+
+def test_every_figure_has_the_subtitle(cpu_cols):
+    sub = plots.subtitle(cpu_cols)
+    assert sub.startswith("workload chat · model tiny · cpu (cpu) · engine torch · ")
+    assert sub.endswith("run chat-cpu")
+    for name, fig in plots.build_all(cpu_cols).items():
+        assert fig.get_suptitle().endswith(sub), name
 
 
 def test_cli_writes_png_and_svg(cli, tmp_path):
@@ -185,7 +226,9 @@ def test_cli_writes_png_and_svg(cli, tmp_path):
     assert names == expected
     assert (out / "overview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "overview.svg").read_text()[:200].lstrip().startswith("<?xml")
-    assert err.strip() == f"wrote 10 plot files to {out}"
+    assert err.strip() == f"wrote 10 plot files to {out}: " + ", ".join(
+        f"{n}.{ext}" for n, _ in plots.FIGURES for ext in ("png", "svg")
+    )
 
 
 def test_degenerate_results_still_render(tmp_path):

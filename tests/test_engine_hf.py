@@ -50,6 +50,10 @@ def test_hf_checkpoint_matches_transformers(tmp_path, family, rope_scaling, tied
     )
     assert engine.cfg.family == family
     assert engine.cfg.max_positions == (96 if family == "gpt2" else 256)
+    from inferneo_bench.engine.hf_loader import checkpoint_digest
+
+    info = engine.model_info()  # the result's model block names the checkpoint and its hash, not "random"
+    assert info["weights"] == str(tmp_path.resolve()) and info["weights_sha256"] == checkpoint_digest(tmp_path)
     ids = torch.randint(0, engine.cfg.vocab_size, (1, 40), generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
         want = hf(ids).logits[0]

@@ -64,11 +64,15 @@ def make_result() -> RunResult:
 
 def test_result_round_trip(tmp_path):
     original = make_result()
-    path = results.save(original, tmp_path / "run" / "fixed_size.json")
+    path = results.save(original, tmp_path / "run" / "fixed_size")
+    assert path == tmp_path / "run" / "fixed_size" and path.is_dir()
+    assert sorted(p.name for p in path.iterdir()) == ["requests.parquet", "result.json", "steps.parquet"]
     loaded = results.load(path)
     assert loaded == original
-    assert list(json.loads(path.read_text())) == list(results.TOP_LEVEL_KEYS)
-    assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no temp file left
+    assert results.load(path / "result.json") == original
+    assert list(json.loads((path / "result.json").read_text())) == list(results.TOP_LEVEL_KEYS)
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no temp folder left
+    assert results.save(original, tmp_path / "run" / "again.json") == tmp_path / "run" / "again"  # old call form
 
 
 @pytest.mark.parametrize(
@@ -85,7 +89,7 @@ def test_result_round_trip(tmp_path):
     ids=["corrupt", "wrong-version", "missing-key", "missing-run-key"],
 )
 def test_bad_result_files_fail_with_one_line(tmp_path, mutate, expected):
-    path = results.save(make_result(), tmp_path / "r.json")
+    path = results.save(make_result(), tmp_path / "r") / "result.json"
     path.write_text(mutate(path.read_text()))
     with pytest.raises(results.ResultFileError) as info:
         results.load(path)

@@ -78,7 +78,8 @@ def test_hand_computed_summary():
         "harness": {"wall_s": 2.0, "harness_s": 0.1},
     }
     s = summarize(REQUESTS, STEPS, telemetry, slo={"ttft_ms": 30})
-    assert (s["completed"], s["rejected"], s["failed"], s["cancelled"], s["total_requests"]) == (2, 1, 0, 0, 3)
+    assert (s["completed"], s["rejected"], s["failed"], s["cancelled"], s["total_requests"]) == (2, 1, 1, 0, 3)
+    assert s["errored"] == 0  # failed is vLLM's count: every unsuccessful request (here the rejected one)
     assert s["duration"] == pytest.approx(0.068)
     assert s["total_input_tokens"] == 15 and s["total_output_tokens"] == 5
     assert s["request_throughput"] == pytest.approx(2 / 0.068)

@@ -11,7 +11,7 @@ import scipy.stats as st
 
 from inferneo_bench import regress
 from inferneo_bench.errors import UserError
-from inferneo_bench.regress import IMPROVEMENT, INCONCLUSIVE, NA, OK, REGRESSION, MetricSpec, Settings
+from inferneo_bench.regress import FAIL, IMPROVEMENT, INCONCLUSIVE, NA, OK, REGRESSION, MetricSpec, Settings
 from tests.regress_fixtures import summary, write_single, write_trials
 
 # Ten multiplicative "noise" factors with about 2% spread (fixed, so every test is exact).
@@ -230,10 +230,10 @@ def test_zero_baseline_exact(tmp_path):
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("content_hash", "other-hash", "workload: baseline 'wl-hash' vs current 'other-hash'"),
-        ("model", "llama-1b", "model: baseline 'tiny' vs current 'llama-1b'"),
-        ("engine", "sim", "engine: baseline 'torch' vs current 'sim'"),
-        ("device_type", "cpu", "device type: baseline 'cuda' vs current 'cpu'"),
+        ("content_hash", "other-hash", "workload content hash differs: 'wl-hash' ("),
+        ("model", "llama-1b", "model differs: 'tiny' ("),
+        ("engine", "sim", "engine differs: 'torch' ("),
+        ("device_type", "cpu", "device type differs: 'cuda' ("),
     ],
 )
 def test_incompatible_results_are_refused(tmp_path, field, value, message):
@@ -242,18 +242,24 @@ def test_incompatible_results_are_refused(tmp_path, field, value, message):
     with pytest.raises(UserError) as info:
         regress.check([tmp_path / "base"], [tmp_path / "cur"])
     text = str(info.value)
-    assert text.startswith("incompatible results (") and message in text and "\n" not in text
+    assert text.startswith("baseline and current results are not comparable: adaptive: ") and "\n" not in text
+    assert message in text and f"vs {value!r} (" in text and "--force" in text
+    report = regress.check([tmp_path / "base"], [tmp_path / "cur"], force=True)  # compared, and flagged
+    assert report.forced and message in report.forced[0] and report.forced[0].startswith("warning: comparing anyway")
+    assert report.to_dict()["forced"] == report.forced
 
 
-def test_null_metrics_are_na_not_a_crash(tmp_path):
-    write_trials(tmp_path / "base", "adaptive", trials(1000, goodput=5.0, noise=NOISE[:5]))
+def test_null_metrics_fail_in_the_current_and_are_na_in_the_baseline(tmp_path):
+    write_trials(tmp_path / "base", "adaptive", [{**s, "p99_ttft_ms": None} for s in trials(1000, noise=NOISE[:5])])
     write_trials(tmp_path / "cur", "adaptive", [{**s, "p99_tpot_ms": None} for s in trials(1000, noise=NOISE[:5])])
-    rows = by_metric(regress.check([tmp_path / "base"], [tmp_path / "cur"]))
-    assert rows["request_goodput"].verdict == NA
-    assert rows["request_goodput"].reason == "request_goodput is null in every current trial (no SLOs were set); " \
-        "nothing to compare"  # fmt: skip
-    assert rows["p99_tpot_ms"].verdict == NA
+    report = regress.check([tmp_path / "base"], [tmp_path / "cur"])
+    rows = by_metric(report)
+    assert rows["p99_tpot_ms"].verdict == FAIL  # the baseline measured it, the current run did not: a failure
+    assert rows["p99_tpot_ms"].reason.startswith("p99_tpot_ms has a value in the baseline but none in any current")
+    assert rows["p99_ttft_ms"].verdict == NA
+    assert rows["p99_ttft_ms"].reason == "p99_ttft_ms is null in every baseline trial; nothing to compare"
     assert rows["output_throughput"].verdict == OK
+    assert report.verdict == FAIL and report.exit_code == 1
 
 
 def test_partly_null_trials_are_left_out(tmp_path):
@@ -271,13 +277,15 @@ def test_one_sided_strategies_are_reported(tmp_path):
     write_trials(tmp_path / "cur", "adaptive", trials(1000)[:5])
     write_trials(tmp_path / "cur", "continuous", trials(1000)[:5])
     report = regress.check([tmp_path / "base"], [tmp_path / "cur"])
-    assert {c.strategy for c in report.comparisons} == {"adaptive"}
-    ctx = {"workload": "wl-hash", "model": "tiny", "engine": "torch", "device type": "cuda"}
+    assert {c.strategy for c in report.comparisons} == {"adaptive", "coalescing"}
     assert report.unpaired == [
-        {"strategy": "coalescing", "label": None, "side": "baseline", "files": 5, "context": ctx},
-        {"strategy": "continuous", "label": None, "side": "current", "files": 5, "context": ctx},
+        {"strategy": "coalescing", "label": None, "side": "baseline", "files": 5},
+        {"strategy": "continuous", "label": None, "side": "current", "files": 5},
     ]
-    assert "coalescing: only in the baseline results (no current to compare); not checked" in report.notes
+    (missing,) = [c for c in report.comparisons if c.strategy == "coalescing"]
+    assert missing.verdict == FAIL
+    assert missing.reason == "in the baseline but missing from the current results; run it too"
+    assert report.verdict == FAIL and report.exit_code == 1
     assert "continuous: only in the current results (no baseline to compare); not checked" in report.notes
 
 
@@ -286,11 +294,14 @@ def test_labels_pair_separately_and_config_changes_are_noted(tmp_path):
     write_trials(tmp_path / "base" / "b", "adaptive", trials(1000)[:5], label="cap32")
     write_trials(tmp_path / "cur", "adaptive", trials(1000)[:5], label="cap16", config={"max_batch_size": 8})
     write_trials(tmp_path / "cur" / "b", "adaptive", trials(700)[:5], label="cap32")
-    report = regress.check([tmp_path / "base"], [tmp_path / "cur"])
+    with pytest.raises(UserError, match=r"adaptive \[cap16\]: scheduler config differs: max_batch_size 16 \("):
+        regress.check([tmp_path / "base"], [tmp_path / "cur"])
+    report = regress.check([tmp_path / "base"], [tmp_path / "cur"], force=True)
     verdicts = {(c.label, c.metric): c.verdict for c in report.comparisons}
     assert verdicts[("cap16", "output_throughput")] == OK
     assert verdicts[("cap32", "output_throughput")] == REGRESSION
-    assert "adaptive [cap16]: strategy config differs: max_batch_size 16 -> 8" in report.notes
+    assert len(report.forced) == 1
+    assert "adaptive [cap16]: scheduler config differs: max_batch_size 16" in report.forced[0]
 
 
 def test_bad_inputs(tmp_path):
@@ -307,11 +318,12 @@ def test_bad_inputs(tmp_path):
         regress.check([tmp_path / "base"], [tmp_path / "base"], settings=Settings(alpha=0.7))
 
 
-def test_non_result_json_in_a_folder_is_skipped(tmp_path):
+def test_non_result_json_in_a_folder_is_not_taken_for_a_result(tmp_path):
     write_trials(tmp_path / "base", "adaptive", trials(1000)[:5])
     (tmp_path / "base" / "notes.json").write_text(json.dumps({"hello": 1}))
+    (tmp_path / "base" / "sweep.json").write_text(json.dumps({"schema_version": 2, "tool": {"name": "x"}}))
     report = regress.check([tmp_path / "base"], [tmp_path / "base"])
-    assert report.exit_code == 0 and any("skipped" in n and "notes.json" in n for n in report.notes)
+    assert report.exit_code == 0 and {c.n_baseline for c in report.comparisons} == {5}
 
 
 def test_infinite_change_is_valid_json_and_duplicates_count_once(tmp_path):
@@ -333,6 +345,6 @@ def test_baseline_with_two_engines_checks_the_matching_one(tmp_path):
     report = regress.check([tmp_path / "base"], [tmp_path / "cur"])
     assert {(c.n_baseline, c.verdict) for c in report.comparisons} == {(5, OK)}
     assert report.notes == [
-        "adaptive (workload 'wl-hash', model 'tiny', engine 'sim', device type 'cuda'): only in the baseline "
-        "results (no current to compare); not checked"
+        "adaptive (sim): only in the baseline, whose other results the current run does not cover (another "
+        "engine, model or workload); not checked"
     ]

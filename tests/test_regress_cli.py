@@ -61,10 +61,17 @@ def test_regression_exits_one_with_markdown_and_json(cli, baseline, tmp_path):
 
 def test_improvement_exits_zero(cli, baseline, tmp_path):
     write_trials(tmp_path / "cur", "adaptive", trials(1200, NOISE2))
+    write_trials(tmp_path / "cur", "continuous", trials(1000, NOISE2))
     code, out, _ = run_check(cli, baseline, tmp_path / "cur")
     assert code == 0
     assert "IMPROVEMENT" in out
-    assert "continuous: only in the baseline results" in out  # reported, not silently dropped
+
+
+def test_a_strategy_missing_from_the_current_results_fails(cli, baseline, tmp_path):
+    write_trials(tmp_path / "cur", "adaptive", trials(1200, NOISE2))
+    code, out, _ = run_check(cli, baseline, tmp_path / "cur")
+    assert code == 1 and "check: FAIL" in out
+    assert "in the baseline but missing from the current results" in out
 
 
 def test_inconclusive_exits_three(cli, tmp_path):
@@ -91,7 +98,7 @@ def test_bad_input_is_one_line_exit_two(cli, baseline, tmp_path):
     assert err.count("\n") == 1
     write_trials(tmp_path / "cur", "adaptive", trials(1000)[:3], engine="sim")
     code, _, err = run_check(cli, baseline, tmp_path / "cur")
-    assert code == 2 and "incompatible results" in err and "engine: baseline 'torch' vs current 'sim'" in err
+    assert code == 2 and "not comparable" in err and "engine differs: 'torch' (" in err and "vs 'sim' (" in err
     assert err.count("\n") == 1
     code, _, err = run_check(cli, baseline, tmp_path / "missing")
     assert code == 2 and "no such file or folder" in err

@@ -24,6 +24,8 @@ FAST = [
     "0",
     "--min-requests",
     "1",
+    "--max-arrival-lag-ms",
+    "1e9",  # a busy shared machine can delay arrivals; these tests are about files and figures, not lag
     "--quiet",
 ]
 
@@ -39,7 +41,9 @@ def assert_recomputes(result: results.RunResult) -> None:
 
 
 def test_torch_run_saves_results_that_recompute_exactly(cli, tmp_path):
-    loaded = run_ok(cli, tmp_path, "--strategy", "fixed,continuous", "--slo", "ttft_ms=2000,tpot_ms=500", "--csv")
+    # at the workload's own rate (5 req/s; x8 would outrun the tiny CPU model: SATURATED, exit 4)
+    args = ["--strategy", "fixed,continuous", "--slo", "ttft_ms=2000,tpot_ms=500", "--csv", "--time-scale", "1"]
+    loaded = run_ok(cli, tmp_path, *args)
     assert [r.strategy["name"] for r in loaded] == ["fixed_size", "continuous"]
     for r in loaded:
         assert r.run.engine == "torch" and r.run.status == "completed"
@@ -47,13 +51,11 @@ def test_torch_run_saves_results_that_recompute_exactly(cli, tmp_path):
         assert r.summary["completed"] == 16 and r.summary["request_goodput"] is not None
         assert r.telemetry["available"] is False and r.telemetry["reason"]
         assert r.summary["gpu_util_mean"] is None  # nothing invented without NVML
-        # x8 arrivals outrun the tiny CPU model, which the saturation test may say; every other check passes
-        checks = r.run.validity["checks"]
-        assert all(ok for name, ok in checks.items() if name != "not_saturated"), r.run.validity
+        assert r.run.validity["valid"] and not r.run.validity["saturated"], r.run.validity
         assert_recomputes(r)
     assert loaded[0].summary["padding_waste_frac"] > 0  # static batches pad prompts
     assert loaded[1].summary["padding_waste_frac"] == 0  # continuous does not
-    rows = list(csv.DictReader((tmp_path / "t" / "fixed_size.requests.csv").open()))
+    rows = list(csv.DictReader((tmp_path / "t" / "fixed_size" / "requests.csv").open()))
     assert len(rows) == 16 and rows[0]["status"] == "completed"
 
 
@@ -61,15 +63,18 @@ def test_repeat_writes_one_file_per_trial(cli, tmp_path):
     loaded = run_ok(cli, tmp_path, "--strategy", "latency", "--repeat", "2", "--num-requests", "6")
     assert [r.run.trial for r in loaded] == [1, 2]
     assert sorted(p.name for p in (tmp_path / "t").iterdir()) == [
-        "latency_optimized-trial1.json",
-        "latency_optimized-trial2.json",
+        "latency_optimized-trial1",
+        "latency_optimized-trial2",
     ]
 
 
 def test_rejections_are_counted_not_fatal(cli, tmp_path):
-    (r,) = run_ok(cli, tmp_path, "--strategy", "continuous", "--max-model-len", "200")
+    (r,) = run_ok(cli, tmp_path, "--strategy", "continuous", "--max-model-len", "200", "--max-failed-pct", "100",
+                  "--max-rejected-pct", "100")  # fmt: skip
+    assert r.run.validity["checks"]["max_rejected_share"]  # limits raised: VALID; by default 3/16 would not be
     s = r.summary
-    assert s["rejected"] > 0 and s["completed"] + s["rejected"] + s["failed"] + s["cancelled"] == 16
+    assert s["rejected"] > 0 and s["completed"] + s["failed"] == 16
+    assert s["failed"] == s["rejected"] + s["cancelled"] + s["errored"]
     assert all("exceeds the model context 200" in x.reason for x in r.requests if x.status == "rejected")
 
 
@@ -117,7 +122,7 @@ def test_ctrl_c_saves_partial_result(cli, tmp_path, monkeypatch):
 
 def test_result_file_is_json_with_the_contract_keys(cli, tmp_path):
     (r,) = run_ok(cli, tmp_path, "--strategy", "adaptive", "--num-requests", "4")
-    data = json.loads((tmp_path / "t" / "adaptive.json").read_text())
+    data = json.loads((tmp_path / "t" / "adaptive" / "result.json").read_text())
     assert list(data) == list(results.TOP_LEVEL_KEYS)
     for key in (
         "completed",
@@ -137,8 +142,10 @@ def test_result_file_is_json_with_the_contract_keys(cli, tmp_path):
 def test_demo_runs_every_strategy_through_run(cli, tmp_path):
     code, out, err = cli("demo", "--engine", "sim", "--profile", "tiny-cpu", "--out", str(tmp_path))
     assert code == 0, err
-    assert "pad avoided" in out and out.count("VALID") == 6
-    (run_dir,) = tmp_path.iterdir()
+    assert "pad avoided" in out and "VALID: all 6 results" in out and "INVALID" not in out
+    (run_dir,) = (p for p in tmp_path.iterdir() if p.name != "latest")
+    assert (tmp_path / "latest").resolve() == run_dir.resolve()
+    assert f"next: inferneo-bench compare {run_dir}" in " ".join(out.split())
     assert sorted(p.stem for p in run_dir.iterdir()) == sorted(
         ["fixed_size", "adaptive", "coalescing", "latency_optimized", "throughput_optimized", "continuous"]
     )
@@ -184,7 +191,7 @@ def test_all_six_strategies_on_the_real_model_recompute_exactly(cli, tmp_path):
     ]
     for r in loaded:
         s = r.summary
-        assert s["completed"] + s["failed"] + s["rejected"] + s["cancelled"] == 24
+        assert s["completed"] + s["failed"] == 24 and s["failed"] == s["rejected"] + s["cancelled"] + s["errored"]
         assert_recomputes(r)
 
 

@@ -7,7 +7,6 @@ import ast
 import asyncio
 import functools
 import inspect
-import json
 import logging
 import math
 import re
@@ -619,10 +618,12 @@ def test_config_accepts_the_documents_fields_and_ranges() -> None:
 
 def test_the_runner_defaults_are_the_committed_baselines() -> None:
     """`inferneo-bench run` (and .ci/perf-check) still use the configuration the CI baselines were made with."""
-    baseline = json.loads((REPO / "results/baseline/sim/adaptive.json").read_text())["strategy"]["config"]
+    from inferneo_bench import results
+
+    baseline = results.load_summary(REPO / "results/baseline/sim/adaptive").strategy["config"]
     runner = scheduler_config({}, {}).to_dict()
     assert {k: runner[k] for k in baseline} == baseline
-    assert set(runner) - set(baseline) <= {"max_priority_levels", "gpu_util_high_pct"}  # (older baselines lack them)
+    assert set(runner) - set(baseline) <= {"max_priority_levels", "gpu_util_high_pct"}  # fields newer than it
     assert RUNNER_DEFAULTS == {"priority_aging_ms": 1000.0, "gpu_util_high_pct": None}
     assert (runner["max_priority_levels"], runner["gpu_util_high_pct"]) == (10, None)
 

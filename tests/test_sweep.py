@@ -106,7 +106,7 @@ def test_search_finds_the_hand_computed_capacity(hand_sweep):
 def test_points_are_normal_result_files(hand_sweep):
     folder = hand_sweep.folder / "fixed_size"
     names = sorted(p.name for p in folder.iterdir())
-    assert "saturation.json" in names and all(n.startswith(("rate-", "saturation")) for n in names)
+    assert "saturation" in names and all(n.startswith(("rate-", "saturation")) for n in names)  # entry folders
     point = next(p for p in hand_sweep.points if p.rate is not None and p.passed)
     result = results.load(point.path)
     assert result.run.sweep["rate"] == point.rate and result.run.sweep["attainment_target"] == 0.9
@@ -195,7 +195,7 @@ def test_repeats_give_an_interval(tmp_path, profile_path):
     options.run.repeat = 2
     outcome = run_sweep(options)
     names = sorted(p.name for p in (outcome.folder / "fixed_size").iterdir())
-    assert names == [f"rate-{r}-trial{k}.json" for r in ("10", "21.5", "30") for k in (1, 2)]
+    assert names == [f"rate-{r}-trial{k}" for r in ("10", "21.5", "30") for k in (1, 2)]
     (s,) = build(outcome.points).strategies
     assert s.capacities == [21.5, 21.5] and s.interval == (21.5, 21.5)  # deterministic: zero width
     assert to_dict(build(outcome.points))["strategies"][0]["interval95"] == [21.5, 21.5]

@@ -165,10 +165,10 @@ def run_remote_session(options: Any, console: Any = None) -> tuple[list[Any], bo
             telemetry=telemetry,
         )
         name = strategy["name"] if trial is None else f"{strategy['name']}-trial{trial}"
-        path = results.save(result, options.out / run_id / f"{name}.json")
+        path = results.save(result, options.out / run_id / name)
         if options.csv:
-            write_requests_csv(result, path.with_suffix(".requests.csv"))
-        outcomes.append(TrialOutcome(path, result))
+            write_requests_csv(result, path / "requests.csv")
+        outcomes.append(TrialOutcome(path, results.release_records(result)))
         if status != "completed":
             return outcomes, status == "interrupted"
     return outcomes, False

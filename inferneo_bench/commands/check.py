@@ -1,4 +1,5 @@
-"""`inferneo-bench check`: the CI regression gate (exit 0 ok/improvement, 1 regression, 3 inconclusive, 2 bad input)."""
+"""`inferneo-bench check`: the CI regression gate (exit 0 ok/improvement, 1 regression or failure, 3 inconclusive,
+2 bad input or incomparable results)."""
 
 from __future__ import annotations
 
@@ -7,32 +8,82 @@ from pathlib import Path
 
 import typer
 
-from inferneo_bench.console import make_console
+from inferneo_bench.console import Activity, make_console
 
-_VERDICT_STYLE = {"REGRESSION": "bold red", "INCONCLUSIVE": "yellow", "IMPROVEMENT": "green", "OK": "green"}
+_VERDICT_STYLE = {
+    "FAIL": "bold red",
+    "REGRESSION": "bold red",
+    "INCONCLUSIVE": "yellow",
+    "IMPROVEMENT": "green",
+    "OK": "green",
+}
+
+
+EPILOG = """\
+[bold]Example[/]: gate a scheduler change on five trials per side (the baseline made the same way, before):
+
+  inferneo-bench run --strategy all --repeat 5 --run-id current
+  inferneo-bench check --baseline results/baseline --current results/current
+
+[bold]Exit codes[/]: 0 no regression (OK or IMPROVEMENT); 1 REGRESSION or FAIL (a baseline strategy missing, \
+nothing completed, a gated figure lost); 3 INCONCLUSIVE (too noisy to decide: the lines under the table say how \
+many trials would; one wall-clock trial per side always is); 2 bad input (missing or corrupt files, nothing to \
+pair, results that are not comparable without --force).
+"""
 
 
 def check(
-    baseline: list[Path] = typer.Option(..., "--baseline", help="Baseline run folder or result file (repeatable)."),
-    current: list[Path] = typer.Option(..., "--current", help="Current run folder or result file (repeatable)."),
+    baseline: list[Path] = typer.Option(
+        ..., "--baseline", "-b", metavar="PATH", help="Baseline run folder or result file (repeatable)."
+    ),
+    current: list[Path] = typer.Option(
+        ..., "--current", "-c", metavar="PATH", help="Current run folder or result file (repeatable)."
+    ),
     metric: list[str] = typer.Option(
         [],
         "--metric",
+        metavar="NAME[:DIR][:PCT%]",
         help="NAME[:higher|lower][:THRESHOLD%] (repeatable; replaces the defaults output_throughput, "
         "p99_ttft_ms, p99_tpot_ms and request_goodput when SLOs were set).",
     ),
-    threshold: float = typer.Option(5.0, "--threshold", help="Smallest change (%) that fails the gate."),
-    noise_floor: float = typer.Option(1.0, "--noise-floor", help="The interval must clear this change (%)."),
-    alpha: float = typer.Option(0.01, "--alpha", help="One-sided Mann-Whitney U test level."),
-    markdown: Path | None = typer.Option(None, "--markdown", help="Write a markdown summary (for CI job summaries)."),
-    json_out: Path | None = typer.Option(None, "--json", help="Write the verdicts as JSON."),
+    threshold: float = typer.Option(5.0, "--threshold", metavar="PCT", help="Smallest change (%) that fails the gate."),
+    noise_floor: float = typer.Option(
+        1.0, "--noise-floor", metavar="PCT", help="The interval must clear this change (%)."
+    ),
+    alpha: float = typer.Option(0.01, "--alpha", metavar="P", help="One-sided Mann-Whitney U test level."),
+    markdown: Path | None = typer.Option(
+        None, "--markdown", metavar="FILE", help="Write a markdown summary (for CI job summaries)."
+    ),
+    json_out: Path | None = typer.Option(None, "--json", metavar="FILE", help="Write the verdicts as JSON."),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Check results that differ in workload, model, device, engine, SLOs, warm-up or "
+        "scheduler config anyway (every output says so).",
+    ),
 ) -> None:
-    """Gate CI on performance: compare current trials with the baseline per strategy and metric."""
-    from inferneo_bench import regress
+    """Gate CI on performance: current trials against the baseline, per strategy and metric (exit 1: regression)."""
+    from inferneo_bench import regress, run_folders
+    from inferneo_bench.console import LARGE_BYTES, human_size
+    from inferneo_bench.errors import UserError
+    from inferneo_bench.fileio import disk_size
+    from inferneo_bench.results import find_result_files
+
+    baseline = [run_folders.resolve(p) for p in baseline]
+    current = [run_folders.resolve(p) for p in current]
 
     specs = [regress.parse_metric(m) for m in metric]
     settings = regress.Settings(threshold=threshold / 100, noise_floor=noise_floor / 100, alpha=alpha)
-    report = regress.check(baseline, current, specs or None, settings)
+    err = make_console(120, stderr=True)
+    try:
+        total = sum(disk_size(f) for f in find_result_files([*baseline, *current]))
+    except UserError:
+        total = 0  # regress.check names the bad path
+    text = f"the baseline and current results ({human_size(total)})"
+    with Activity(err if err.is_terminal else None, f"reading {text}") as act:
+        report = regress.check(baseline, current, specs or None, settings, force=force)
+    if total >= LARGE_BYTES:  # by size, not time: the same input prints the same lines
+        err.print(f"read {text} in {act.elapsed:.1f} s", highlight=False)
     _print(report)
     if markdown is not None:
         _write(markdown, to_markdown(report))
@@ -91,6 +142,8 @@ def _print(report) -> None:
             console.print(f"  {c.metric}: {c.reason}", highlight=False, markup=False)
     for note in report.notes:
         console.print(f"note: {note}", highlight=False, markup=False)
+    for line in report.forced:
+        console.print(line, style="yellow", highlight=False, markup=False)
     console.print(
         f"check: [{_VERDICT_STYLE.get(report.verdict, 'bold')}]{report.verdict}[/] "
         f"(threshold {s.threshold * 100:g}%, noise floor {s.noise_floor * 100:g}%, alpha {s.alpha:g}; "
@@ -104,7 +157,7 @@ def to_markdown(report) -> str:
     from inferneo_bench.regress import format_row
 
     s = report.settings
-    icon = {"REGRESSION": "❌", "INCONCLUSIVE": "⚠️", "IMPROVEMENT": "✅", "OK": "✅"}[report.verdict]
+    icon = {"FAIL": "❌", "REGRESSION": "❌", "INCONCLUSIVE": "⚠️", "IMPROVEMENT": "✅", "OK": "✅"}[report.verdict]
     lines = [
         f"## inferneo-bench check: {icon} {report.verdict}",
         "",
@@ -119,7 +172,7 @@ def to_markdown(report) -> str:
     for name, rows in _groups(report).items():
         for c in rows:
             f = format_row(c, s.threshold)
-            verdict = f"**{c.verdict}**" if c.verdict in ("REGRESSION", "INCONCLUSIVE") else c.verdict
+            verdict = f"**{c.verdict}**" if c.verdict in ("FAIL", "REGRESSION", "INCONCLUSIVE") else c.verdict
             cells = [
                 name,
                 f["metric"],
@@ -138,8 +191,10 @@ def to_markdown(report) -> str:
         lines += [f"- {c.strategy}{f' [{c.label}]' if c.label else ''} {c.metric}: {c.reason}" for c in flagged]
     if report.notes:
         lines += ["", "Notes:", ""] + [f"- {n}" for n in report.notes]
+    if report.forced:
+        lines += ["", "**Compared despite differences (--force):**", ""] + [f"- {w}" for w in report.forced]
     return "\n".join(lines) + "\n"
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(check)
+    app.command(epilog=EPILOG)(check)

@@ -47,4 +47,4 @@ def env(as_json: bool = typer.Option(False, "--json", help="Print the environmen
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(env)
+    app.command(epilog="[bold]Example[/]: inferneo-bench env --json > env.json")(env)

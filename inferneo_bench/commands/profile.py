@@ -9,30 +9,57 @@ import typer
 
 from inferneo_bench.errors import UserError
 
+EPILOG = """\
+[bold]Example[/]: profile the tiny model on this CPU (small grid), then run the simulator on that profile:
+
+  inferneo-bench profile --model tiny --device cpu --quick
+  inferneo-bench run --engine sim --profile profiles/tiny-cpu-local.json --strategy all
+
+Without --out the file is profiles/<model>-<device>-local.json (never a shipped profile's name; an existing \
+file is kept and a numbered name used).
+"""
+
 
 def profile(
-    model: str = typer.Option("tiny", "--model", "-m", help="Model preset or local Hugging Face checkpoint folder."),
-    device: str = typer.Option("auto", "--device", "-d", help="auto, cpu or cuda[:N]."),
-    dtype: str | None = typer.Option(None, "--dtype", help="float32, bfloat16 or float16 (default per device)."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Profile file (default profiles/<model>-<device>.json)."),
+    model: str = typer.Option(
+        "tiny", "--model", "-m", metavar="PRESET|DIR", help="Model preset or local Hugging Face checkpoint folder."
+    ),
+    device: str = typer.Option("auto", "--device", "-d", metavar="DEVICE", help="auto, cpu or cuda[:N]."),
+    dtype: str | None = typer.Option(
+        None, "--dtype", metavar="DTYPE", help="float32, bfloat16 or float16 (default per device)."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", metavar="FILE", help="Profile file (default: profiles/<model>-<device>-local.json)."
+    ),
     quick: bool = typer.Option(False, "--quick", help="A small grid with fewer repeats (for CI)."),
     max_num_seqs: int | None = typer.Option(
-        None, "--max-num-seqs", help="KV slots of the profiled engine (default: enough for every decode pool)."
+        None,
+        "--max-num-seqs",
+        metavar="N",
+        help="KV slots of the profiled engine (default: enough for every decode pool).",
     ),
-    max_model_len: int | None = typer.Option(None, "--max-model-len", help="Context length (default: model's)."),
+    max_model_len: int | None = typer.Option(
+        None, "--max-model-len", metavar="TOKENS", help="Context length (default: model's)."
+    ),
     validate: str | None = typer.Option(
         None,
         "--validate",
+        metavar="NAME|FILE",
         help="A profile file or shipped name (tiny-cpu): instead of profiling, measure held-out random steps "
         "on the real engine and print the error of the profile's predictions.",
     ),
-    steps: int = typer.Option(40, "--steps", help="Held-out steps measured by --validate."),
+    steps: int = typer.Option(40, "--steps", metavar="N", help="Held-out steps measured by --validate."),
     json_out: Path | None = typer.Option(
-        None, "--json", help="With --validate: also write the errors (overall, per kind, per step) to this JSON file."
+        None,
+        "--json",
+        metavar="FILE",
+        help="With --validate: also write the errors (overall, per kind, per step) to this JSON file.",
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed of the model weights and of --validate's random steps."),
+    seed: int = typer.Option(
+        0, "--seed", metavar="N", help="Seed of the model weights and of --validate's random steps."
+    ),
     threads: int | None = typer.Option(
-        None, "--threads", help="torch CPU threads (default: torch's; --validate: the profile's). Recorded."
+        None, "--threads", metavar="N", help="torch CPU threads (default: torch's; --validate: the profile's)."
     ),
 ) -> None:
     """Profile the real engine's step times (prefill, decode, mixed) for the simulator, or --validate a profile."""
@@ -119,9 +146,24 @@ def _profile(model, device, dtype, out, quick, max_num_seqs, max_model_len, seed
             str(b), str(c), f"{t * 1e3:.3f}", f"{b / t:,.0f}", f"{gbs:.2f}", "n/a" if mbu is None else f"{mbu:.1%}"
         )
     console.print(table)
-    path = out or Path("profiles") / f"{model.replace('/', '_')}-{prof.device_type}.json"
+    path = out or default_profile_path(model, prof.device_type)
     save_profile(prof, path)
     console.print(f"profile written to {path} ({prof.profile_seconds:.0f} s)")
+    console.print(f"next: inferneo-bench run --engine sim --profile {path} --strategy all", style="bold")
+
+
+def default_profile_path(model: str, device_type: str, folder: Path = Path("profiles")) -> Path:
+    """profiles/<model>-<device>-local.json: the `-local` suffix keeps it from shadowing a shipped profile
+    (tiny-cpu), and an existing file is never overwritten (-local-2, -local-3, ... instead)."""
+    from inferneo_bench.engine.profile import shipped_profiles
+
+    stem = f"{Path(model).name if Path(model).is_dir() else model.replace('/', '_')}-{device_type}-local"
+    shipped = set(shipped_profiles())
+    candidate, n = folder / f"{stem}.json", 1
+    while candidate.exists() or candidate.stem in shipped:
+        n += 1
+        candidate = folder / f"{stem}-{n}.json"
+    return candidate
 
 
 def _validate(path: str, steps: int, seed: int, threads: int | None, json_out: Path | None = None) -> None:
@@ -195,4 +237,4 @@ def _validate(path: str, steps: int, seed: int, threads: int | None, json_out: P
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(profile)
+    app.command(epilog=EPILOG)(profile)

@@ -15,7 +15,7 @@ def serve(
     sets: list[str] = typer.Option([], "--set", help="SchedulerConfig FIELD=VALUE (repeatable)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface)."),
     port: int = typer.Option(8000, "--port", help="TCP port."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    device: str = typer.Option("auto", "--device", "-d", metavar="DEVICE", help="auto, cpu, cuda or cuda:N."),
     dtype: str | None = typer.Option(None, "--dtype", help="float32, bfloat16 or float16 (default: bf16 on CUDA)."),
     engine: str = typer.Option(
         "torch", "--engine", help="torch (real model) or sim (steps paced by a profile's predicted times)."
@@ -95,5 +95,13 @@ def _check_bind(host: str, port: int) -> None:
         ) from None
 
 
+EPILOG = """\
+[bold]Example[/]: serve the tiny model, then benchmark it from a second terminal:
+
+  inferneo-bench serve --strategy continuous --port 8000
+  inferneo-bench run --target http://127.0.0.1:8000 --workload chat -n 50
+"""
+
+
 def register(app: typer.Typer) -> None:
-    app.command()(serve)
+    app.command(epilog=EPILOG)(serve)

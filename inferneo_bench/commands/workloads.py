@@ -12,7 +12,10 @@ from inferneo_bench.console import make_console
 workloads_app = typer.Typer(
     name="workloads",
     help="List, inspect and convert workloads (shipped specs and trace files).",
+    epilog="[bold]Example[/]: [cyan]inferneo-bench workloads list[/], then [cyan]inferneo-bench workloads show "
+    "chat[/].",
     no_args_is_help=True,
+    rich_markup_mode="rich",
 )
 
 _FORMAT_HELP = "Trace format (default: detected): azure, burstgpt, mooncake, lengths, splitwise, jsonl."
@@ -48,7 +51,7 @@ def _rate(value: float | None) -> str:
     return "-" if value is None else f"{value:.3g}/s"
 
 
-@workloads_app.command("list")
+@workloads_app.command("list", epilog="[bold]Example[/]: inferneo-bench workloads list --json")
 def list_workloads(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
     """The shipped workloads: name, source, requests, duration, mean arrival rate."""
     from inferneo_bench.errors import UserError
@@ -109,18 +112,18 @@ def _bars(hist: dict[str, list[float]], width: int = 30) -> list[str]:
 
 
 _OPTS = {
-    "fmt": typer.Option(None, "--format", help=_FORMAT_HELP),
+    "fmt": typer.Option(None, "--format", metavar="FORMAT", help=_FORMAT_HELP),
     "skip": typer.Option(False, "--skip-bad-rows", help="Skip malformed rows (counted) instead of failing."),
-    "model": typer.Option(None, "--model-filter", help="BurstGPT: keep rows of this Model only."),
-    "num": typer.Option(None, "--num-requests", "-n", help="Synthetic: generate N; trace: the first N."),
-    "dur": typer.Option(None, "--duration", help="Keep arrivals in the first DURATION seconds."),
-    "rate": typer.Option(None, "--rate", help="Arrival rate (synthetic) or target mean rate (trace)."),
-    "ts": typer.Option(None, "--time-scale", help="Speed-up factor for arrivals (2 = twice as fast)."),
-    "seed": typer.Option(None, "--seed", help="Seed for generated arrivals/lengths (default: the spec's)."),
+    "model": typer.Option(None, "--model-filter", metavar="NAME", help="BurstGPT: keep rows of this Model only."),
+    "num": typer.Option(None, "--num-requests", "-n", metavar="N", help="Synthetic: generate N; trace: the first N."),
+    "dur": typer.Option(None, "--duration", metavar="SECONDS", help="Keep arrivals in the first SECONDS."),
+    "rate": typer.Option(None, "--rate", metavar="REQ/S", help="Arrival rate (synthetic) or target mean (trace)."),
+    "ts": typer.Option(None, "--time-scale", metavar="FACTOR", help="Arrival speed-up (2 = twice as fast)."),
+    "seed": typer.Option(None, "--seed", metavar="N", help="Seed of generated arrivals and lengths."),
 }
 
 
-@workloads_app.command("show")
+@workloads_app.command("show", epilog="[bold]Example[/]: inferneo-bench workloads show azure-conv --duration 600")
 def show(
     target: str = typer.Argument(..., metavar="NAME|PATH", help="Shipped workload, spec YAML or trace file."),
     as_json: bool = typer.Option(False, "--json", help="Print the statistics as JSON."),
@@ -170,10 +173,12 @@ def show(
     typer.echo("\n".join(lines))
 
 
-@workloads_app.command("convert")
+@workloads_app.command(
+    "convert", epilog="[bold]Example[/]: inferneo-bench workloads convert my-trace.csv --format burstgpt -o my.jsonl"
+)
 def convert(
     target: str = typer.Argument(..., metavar="NAME|PATH", help="Shipped workload, spec YAML or trace file."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output JSONL file (the project's format)."),
+    out: Path = typer.Option(..., "--out", "-o", metavar="FILE", help="Output JSONL file (the project's format)."),
     fmt: str | None = _OPTS["fmt"],
     skip_bad_rows: bool = _OPTS["skip"],
     model: str | None = _OPTS["model"],
@@ -183,8 +188,9 @@ def convert(
     time_scale: float | None = _OPTS["ts"],
     seed: int | None = _OPTS["seed"],
 ) -> None:
-    """Write a workload (after any replay options) as inferneo-bench JSONL: a header line, then one request
-    per line. Loading the file back gives the same requests and content hash."""
+    """Write a workload (after any replay options) as inferneo-bench JSONL, which loads back identically.
+
+    The file is a header line, then one request per line; loading it gives the same requests and content hash."""
     from inferneo_bench.workload.jsonl import write_jsonl
 
     w = _load(target, fmt, skip_bad_rows, model, num_requests, duration, rate, time_scale, seed)

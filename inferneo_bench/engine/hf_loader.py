@@ -6,25 +6,72 @@ read: pickled *.bin checkpoints can execute code on load and are refused. Nothin
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
+from inferneo_bench import validation
 from inferneo_bench.engine.model import ModelConfig, Transformer
 from inferneo_bench.errors import UserError
 
 DEFAULT_MAX_MODEL_LEN = 4096
+MAX_CONFIG_BYTES = 1 << 20
+# Upper bounds far above any published GPT-2/Llama shape; beyond them a config is corrupt or hostile.
+INT_LIMITS = {
+    "vocab_size": 10_000_000,
+    "n_layer": 1000,
+    "num_hidden_layers": 1000,
+    "n_head": 4096,
+    "num_attention_heads": 4096,
+    "num_key_value_heads": 4096,
+    "n_embd": 1 << 17,
+    "hidden_size": 1 << 17,
+    "n_inner": 1 << 20,
+    "intermediate_size": 1 << 20,
+    "n_positions": 1 << 24,
+    "n_ctx": 1 << 24,
+    "max_position_embeddings": 1 << 24,
+    "head_dim": 1 << 14,
+    "original_max_position_embeddings": 1 << 24,
+}
+FLOAT_FIELDS = ("layer_norm_epsilon", "rms_norm_eps", "rope_theta")
 
 
 def _read_config(path: Path) -> dict:
     cfg_path = path / "config.json"
     if not cfg_path.is_file():
         raise UserError(f"{path}: no config.json; --model PATH must be a Hugging Face checkpoint folder")
+    validation.check_file_size(cfg_path, 1, "config.json", "give a Hugging Face config.json")
+    if cfg_path.stat().st_size > MAX_CONFIG_BYTES:
+        raise UserError(f"{cfg_path}: far too large for a model config.json; is this the right file?")
     try:
-        return json.loads(cfg_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"{cfg_path}: cannot read JSON ({exc})") from None
+        raw = cfg_path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"{cfg_path}: cannot read ({exc.strerror})") from None
+    data = validation.load_json(raw, str(cfg_path), what="config JSON")
+    if not isinstance(data, dict):
+        raise UserError(f"{cfg_path}: a model config must be a JSON object")
+    _check_fields(cfg_path, data)
+    return data
+
+
+def _check_fields(cfg_path: Path, hf: dict) -> None:
+    """Every shape field a whole number in range, every float finite: a hostile or corrupt config fails here,
+    in one line, before anything is allocated."""
+    for key, limit in INT_LIMITS.items():
+        if hf.get(key) is not None:
+            validation.count(hf[key], f"{cfg_path}: {key}", 1, limit)
+    for key in FLOAT_FIELDS:
+        if hf.get(key) is not None:
+            validation.positive(hf[key], f"{cfg_path}: {key}")
+    for block in ("rope_scaling", "rope_parameters"):
+        if hf.get(block) is not None and not isinstance(hf[block], dict):
+            raise UserError(f"{cfg_path}: {block} must be an object")
+        for key, value in (hf.get(block) or {}).items():
+            if key in ("factor", "low_freq_factor", "high_freq_factor", "rope_theta"):
+                validation.positive(value, f"{cfg_path}: {block}.{key}")
+            elif key == "original_max_position_embeddings":
+                validation.count(value, f"{cfg_path}: {block}.{key}", 1, INT_LIMITS[key])
 
 
 def _config(path: Path, hf: dict) -> ModelConfig:
@@ -76,6 +123,20 @@ def _config(path: Path, hf: dict) -> ModelConfig:
     raise UserError(f"{path / 'config.json'}: model_type {kind!r} is not supported; use a GPT-2 or Llama checkpoint")
 
 
+def checkpoint_digest(path: Path) -> str:
+    """sha256 of a checkpoint folder's config.json and *.safetensors files (names and bytes, in name order),
+    streamed: the weights' identity for the result file."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for file in [path / "config.json", *sorted(path.glob("*.safetensors"))]:
+        digest.update(f"{file.name}\n".encode())
+        with file.open("rb") as fh:
+            while chunk := fh.read(1 << 22):
+                digest.update(chunk)
+    return f"sha256:{digest.hexdigest()}"
+
+
 def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
@@ -84,10 +145,41 @@ def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
         pickled = sorted(p.name for p in path.glob("*.bin")) + sorted(p.name for p in path.glob("*.pt"))
         hint = f" (found {', '.join(pickled)}: pickled checkpoints are refused, convert them to safetensors)"
         raise UserError(f"{path}: no *.safetensors weights{hint if pickled else ''}")
+    from safetensors import SafetensorError
+
     tensors: dict[str, torch.Tensor] = {}
     for f in files:
-        tensors.update(load_file(str(f)))
+        try:
+            tensors.update(load_file(str(f)))
+        except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+            reason = " ".join(str(exc).split())[:80]
+            raise UserError(f"{f}: not a readable safetensors file ({reason}); re-download or re-convert it") from None
     return tensors
+
+
+def checkpoint_bytes(path: Path) -> int:
+    """Bytes of the safetensors files (loading them holds that much in memory)."""
+    return sum(f.stat().st_size for f in Path(path).glob("*.safetensors"))
+
+
+def read_config(path: Path) -> ModelConfig:
+    """The checkpoint's ModelConfig alone (cheap): shapes are checked before any weight is read."""
+    path = Path(path)
+    try:
+        return _config(path, _read_config(path))
+    except KeyError as exc:
+        raise UserError(f"{path / 'config.json'}: missing key {exc.args[0]!r}") from None
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{path / 'config.json'}: inconsistent shapes ({exc})") from None
+
+
+def read_weights(path: Path, cfg: ModelConfig) -> dict[str, torch.Tensor]:
+    """The weights of a checkpoint whose config is `cfg`, in model.Transformer's names."""
+    src = _read_tensors(Path(path))
+    try:
+        return _map_gpt2(cfg, src) if cfg.family == "gpt2" else _map_llama(cfg, src)
+    except KeyError as exc:
+        raise UserError(f"{path}: weight {exc.args[0]} missing from the safetensors files") from None
 
 
 def _map_gpt2(cfg: ModelConfig, src: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -127,17 +219,8 @@ def _map_llama(cfg: ModelConfig, src: dict[str, torch.Tensor]) -> dict[str, torc
 
 def load_hf_checkpoint(path: Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
     """Config and weights (in model.Transformer's names) of a local checkpoint folder."""
-    path = Path(path)
-    try:
-        cfg = _config(path, _read_config(path))
-    except KeyError as exc:
-        raise UserError(f"{path / 'config.json'}: missing key {exc.args[0]!r}") from None
-    src = _read_tensors(path)
-    try:
-        state = _map_gpt2(cfg, src) if cfg.family == "gpt2" else _map_llama(cfg, src)
-    except KeyError as exc:
-        raise UserError(f"{path}: weight {exc.args[0]} missing from the safetensors files") from None
-    return cfg, state
+    cfg = read_config(Path(path))
+    return cfg, read_weights(Path(path), cfg)
 
 
 @torch.no_grad()

@@ -315,6 +315,18 @@ def init_random_(model: Transformer, seed: int) -> None:
             p.normal_(0.0, 0.02, generator=gen)
 
 
+def estimate_params(cfg: ModelConfig) -> int:
+    """Parameters of `Transformer(cfg)` from its shapes alone (no allocation): embeddings, per layer the
+    attention (q, k, v, o) and MLP (GPT-2: fc + proj; Llama: gate, up, down) weights, an untied LM head.
+    Norms and biases are O(d) per layer and left out (a lower bound within a fraction of a percent)."""
+    d, hd = cfg.d_model, cfg.head_dim or cfg.d_model // cfg.n_head
+    attn = d * (cfg.n_head + 2 * cfg.n_kv_head) * hd + cfg.n_head * hd * d
+    mlp = (2 if cfg.family == "gpt2" else 3) * d * cfg.d_ff
+    embed = cfg.vocab_size * d + (cfg.max_positions * d if cfg.family == "gpt2" else 0)
+    head = 0 if cfg.tie_embeddings else cfg.vocab_size * d
+    return embed + cfg.n_layer * (attn + mlp) + head
+
+
 def build_model(cfg: ModelConfig, device: torch.device, dtype: torch.dtype, seed: int | None = 0) -> Transformer:
     """Allocate the model directly on `device` in `dtype`; seeded random weights unless seed is None (the
     caller, e.g. the HF loader, fills them)."""

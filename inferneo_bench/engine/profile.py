@@ -113,6 +113,18 @@ class Profile:
             raise UserError(
                 f"{source}: profile lacks {', '.join(missing)}; re-make it with `inferneo-bench profile`"
             ) from None
+        from inferneo_bench import validation
+
+        for key in ("max_model_len", "num_slots", "mixed_context"):
+            validation.count(data[key], f"{source}: {key}", 1, validation.MAX_TOKENS)
+        for key in ("kv_bytes_per_token", "weight_bytes"):
+            validation.count(data[key], f"{source}: {key}", 0)
+        for key in ("copy_bandwidth_gbs", "swap_bandwidth_gbs"):
+            if data[key] is not None:
+                validation.positive(data[key], f"{source}: {key}")
+        for key in ("model_info", "grid", "surfaces"):
+            if not isinstance(data[key], dict):
+                raise UserError(f"{source}: '{key}' must be an object; re-make it with `inferneo-bench profile`")
         profile = cls(**{k: v for k, v in data.items() if k in names})
         try:  # a profile is only useful if a cost model can be built from it
             from inferneo_bench.engine.cost_model import CostModel
@@ -140,15 +152,12 @@ def save_profile(profile: Profile, path: str | os.PathLike[str]) -> Path:
 def read_profile(path: str | os.PathLike[str], model: str | None = None) -> Profile:
     """Read a profile file; one-line `UserError` if it is missing, corrupt, or of another model than `model`."""
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_bytes()
     except OSError as exc:
         raise UserError(f"{path}: cannot read profile ({exc.strerror or exc})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(
-            f"{path}:{exc.lineno}: corrupt profile JSON ({exc.msg}); re-make it with `inferneo-bench profile`"
-        ) from None
+    from inferneo_bench import validation
+
+    data = validation.load_json(text, str(path), what="profile JSON", fix="re-make it with `inferneo-bench profile`")
     profile = Profile.from_dict(data, path)
     if model is not None and profile.model != model:
         raise UserError(

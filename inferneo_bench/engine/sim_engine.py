@@ -59,6 +59,9 @@ class SimEngine:
 
     def model_info(self) -> dict[str, Any]:
         info = dict(self.profile.model_info)
+        info["weights"] = "none (simulated engine: step times from a profile)"
+        for key in ("weights_seed", "weights_sha256"):
+            info.pop(key, None)
         info["simulated_from"] = {
             "device_type": self.profile.device_type,
             "device_name": self.profile.device_name,
@@ -145,13 +148,15 @@ class SimEngine:
                 one_ctx = end
             if s.samples:
                 tokens[sid] = (base[sid] + end * _MIX) % vocab
-        n_one = len(seqs) - n_idle - n_failed - len(prompts)
-        useful = n_one + sum(prompts)
-        if plan.padded and prompts:
-            computed = max(prompts) * (n_one + len(prompts)) + n_idle
-        else:
+        if prompts:
+            n_one = len(seqs) - n_idle - n_failed - len(prompts)
+            useful = n_one + sum(prompts)
+            computed = max(prompts) * (n_one + len(prompts)) + n_idle if plan.padded else useful + n_idle
+            step_s = self.cost.step_time(plan.padded, n_one, one_ctx, n_idle, prompts)
+        else:  # decodes (and idle slots) only: the step of almost every replay step, its time memoised
+            useful = len(seqs) - n_idle - n_failed
             computed = useful + n_idle
-        step_s = self.cost.step_time(plan.padded, n_one, one_ctx, n_idle, prompts)
+            step_s = self.cost.decode_time(computed, one_ctx)
         return StepResult(step_s + swap_s, tokens, useful, computed - useful, failed, swap_s)
 
     def forget(self, seq_id: str) -> None:

@@ -272,6 +272,8 @@ class TorchEngine:
         bucketed = graphs if bucketed_decode is None else (bucketed_decode or graphs)
         self.decoder = DecodeRunner(model, self.cache, graphs, BATCH_BUCKETS) if bucketed else None
         self.keep_logits = keep_logits
+        # what the weights are, for the result's `model` block; load_engine replaces it for a checkpoint
+        self.weights_info: dict = {"weights": "random (seeded)", "weights_seed": seed}
         self.last_logits: dict[str, torch.Tensor] = {}  # seq_id -> logits of its last sampled position (tests)
         self._seqs: dict[str, _Seq] = {}
         self._timer = _Timer(device)
@@ -296,6 +298,7 @@ class TorchEngine:
             "num_slots": self.num_slots,
             "kv_bytes_per_token": self.kv_bytes_per_token,
             "weight_bytes": self.weight_bytes,
+            **self.weights_info,
         }
 
     def tokens_of(self, seq_id: str) -> list[int]:
@@ -559,6 +562,31 @@ def _resolve_device(device: str) -> torch.device:
     return dev
 
 
+def check_model_memory(cfg: ModelConfig, dtype: torch.dtype, device: torch.device, checkpoint_bytes: int = 0) -> None:
+    """Refuse a model whose weights (from its shapes) do not fit the device's free memory, before allocating
+    them: a hostile config.json must not ask for terabytes. On the CPU the checkpoint files are held in memory
+    while loading, on top of the weights."""
+    from inferneo_bench import validation
+    from inferneo_bench.engine.model import estimate_params
+
+    weights = estimate_params(cfg) * torch.empty((), dtype=dtype).element_size()
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        validation.check_memory(
+            weights,
+            f"model {cfg.name!r} ({estimate_params(cfg) / 1e9:.2f} B parameters, {str(dtype).removeprefix('torch.')})",
+            "use a smaller model or a lower-precision --dtype",
+            available=lambda: int(free),
+        )
+        weights = 0
+    validation.check_memory(
+        weights + checkpoint_bytes,
+        f"model {cfg.name!r} ({estimate_params(cfg) / 1e9:.2f} B parameters, {str(dtype).removeprefix('torch.')}"
+        + (", plus its checkpoint files while loading)" if checkpoint_bytes else ")"),
+        "use a smaller model, a lower-precision --dtype, or a machine with more memory",
+    )
+
+
 def load_engine(
     model: str,
     device: str = "auto",
@@ -583,12 +611,14 @@ def load_engine(
     else:
         raise UserError(f"--dtype {dtype!r}: unknown; use one of float32, bfloat16, float16")
     state = None
+    checkpoint: int | None = None  # bytes of a local checkpoint's weight files
     if model in PRESETS:
         cfg = PRESETS[model]
     elif Path(model).is_dir():
-        from inferneo_bench.engine.hf_loader import load_hf_checkpoint
+        from inferneo_bench.engine.hf_loader import checkpoint_bytes, read_config
 
-        cfg, state = load_hf_checkpoint(Path(model))
+        cfg = read_config(Path(model))
+        checkpoint = checkpoint_bytes(Path(model))
     else:
         raise UserError(
             f"--model {model!r}: not a preset nor a local folder; use one of {', '.join(PRESETS)} "
@@ -600,6 +630,11 @@ def load_engine(
         cfg = cfg.with_max_model_len(max_model_len)
     if max_num_seqs < 1:
         raise UserError(f"--max-num-seqs {max_num_seqs}: must be >= 1")
+    check_model_memory(cfg, tdtype, dev, checkpoint or 0)
+    if checkpoint is not None:
+        from inferneo_bench.engine.hf_loader import read_weights
+
+        state = read_weights(Path(model), cfg)
     net = build_model(cfg, dev, tdtype, seed=seed if state is None else None)
     if state is not None:
         from inferneo_bench.engine.hf_loader import assign_state
@@ -613,4 +648,9 @@ def load_engine(
             f"KV cache of {tokens} tokens holds no sequence of max_model_len {cfg.max_model_len}; "
             "raise --kv-cache-tokens or lower --max-model-len"
         )
-    return TorchEngine(net, cfg, num_slots=num_slots, device=dev, dtype=tdtype, seed=seed, **engine_options)
+    engine = TorchEngine(net, cfg, num_slots=num_slots, device=dev, dtype=tdtype, seed=seed, **engine_options)
+    if model not in PRESETS:
+        from inferneo_bench.engine.hf_loader import checkpoint_digest
+
+        engine.weights_info = {"weights": str(Path(model).resolve()), "weights_sha256": checkpoint_digest(Path(model))}
+    return engine

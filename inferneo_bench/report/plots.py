@@ -14,8 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from inferneo_bench.report.tables import Column
+from inferneo_bench.report import bulk
+from inferneo_bench.report.tables import NOISE_BAND_PCT, Column
 from inferneo_bench.results import RunResult
+
+SECONDS_FROM_MS = 10_000.0  # a latency axis whose largest value reaches this many ms is drawn in seconds
+DELTA_COLORS = {"better": "#1a7f37", "worse": "#c62828", "same": "black"}
 
 STRATEGY_COLORS = {
     "fixed_size": "#7f7f7f",  # grey: the usual baseline
@@ -53,39 +57,85 @@ def _figure(width: float, height: float) -> Any:
     return Figure(figsize=(width, height), dpi=110, layout="constrained")
 
 
+def subtitle(columns: Sequence[Column]) -> str:
+    """What the figure shows, in one line: workload, model, device, engine, date and run id(s)."""
+
+    def one(values: Sequence[str], many: str) -> str:
+        distinct = list(dict.fromkeys(values))
+        return distinct[0] if len(distinct) == 1 else f"{len(distinct)} {many}"
+
+    results = [r for c in columns for r in c.results]
+    if not results:
+        return ""
+    devices = [f"{r.model.get('device_type')} ({r.model.get('device_name')})" for r in results]
+    dates = sorted(str(r.run.started_at)[:10] for r in results)
+    date = dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"
+    runs = list(dict.fromkeys(str(r.run.id) for r in results))
+    return " · ".join(
+        [
+            f"workload {one([str(r.workload.get('name')) for r in results], 'workloads')}",
+            f"model {one([str(r.model.get('name')) for r in results], 'models')}",
+            one(devices, "devices"),
+            f"engine {one([str(r.run.engine) for r in results], 'engines')}",
+            date,
+            f"run {runs[0]}" if len(runs) == 1 else f"{len(runs)} runs",
+        ]
+    )
+
+
+def _title(fig: Any, title: str, columns: Sequence[Column]) -> None:
+    """The figure's question on the first line, what it shows (subtitle) on the second."""
+    sub = subtitle(columns)
+    fig.suptitle(f"{title}\n{sub}" if sub else title, fontsize=11)
+
+
+def latency_unit(max_ms: float) -> tuple[float, str]:
+    """(factor, unit) for a latency axis: ms, or s once its largest value reaches SECONDS_FROM_MS."""
+    return (1e-3, "s") if max_ms >= SECONDS_FROM_MS else (1.0, "ms")
+
+
+def _plain_numbers(axis: Any) -> None:
+    """Tick labels as plain numbers with thousands separators: no '1e7' offset or scientific notation."""
+    from matplotlib.ticker import FuncFormatter
+
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.3g}"))
+
+
+def delta_pct(value: float, base: float) -> float | None:
+    if np.isnan(value) or np.isnan(base) or base == 0:
+        return None
+    return (value - base) / abs(base) * 100.0
+
+
+def delta_verdict(delta: float | None, higher: bool) -> str | None:
+    """better / worse / same (inside the ±NOISE_BAND_PCT band), as the table colours it."""
+    if delta is None:
+        return None
+    if abs(delta) < NOISE_BAND_PCT:
+        return "same"
+    return "better" if (delta > 0) == higher else "worse"
+
+
 # ------------------------------------------------------------------------------------------- per-request data
-
-
-def _completed(result: RunResult) -> list[Any]:
-    return [
-        r
-        for r in result.requests
-        if r.status == "completed" and not r.warmup and r.first_token_s is not None and r.finish_s is not None
-    ]
 
 
 def request_latencies(results: Sequence[RunResult]) -> dict[str, np.ndarray]:
     """TTFT, TPOT and E2EL in ms per completed request, pooled over the results (vLLM's definitions)."""
     ttft, tpot, e2el = [], [], []
     for result in results:
-        for r in _completed(result):
-            ttft.append(r.first_token_s - r.arrival_s)
-            e2el.append(r.finish_s - r.arrival_s)
-            if r.output_tokens > 1:
-                tpot.append((r.finish_s - r.first_token_s) / (r.output_tokens - 1))
-    return {k: np.asarray(v, dtype=float) * 1000.0 for k, v in (("ttft", ttft), ("tpot", tpot), ("e2el", e2el))}
+        a = bulk.request_arrays(result)
+        ttft.append(a.first_token_s - a.arrival_s)
+        e2el.append(a.finish_s - a.arrival_s)
+        multi = a.output_tokens > 1
+        tpot.append((a.finish_s[multi] - a.first_token_s[multi]) / (a.output_tokens[multi] - 1))
+    return {
+        k: np.concatenate(v) * 1000.0 if v else np.zeros(0) for k, v in (("ttft", ttft), ("tpot", tpot), ("e2el", e2el))
+    }
 
 
 def token_times(result: RunResult) -> np.ndarray:
     """Times (s) at which output tokens were produced: first token, then the inter-token gaps."""
-    times = []
-    for r in _completed(result):
-        t = r.first_token_s
-        times.append(t)
-        for gap in r.itl_s:
-            t += gap
-            times.append(t)
-    return np.sort(np.asarray(times, dtype=float))
+    return bulk.request_arrays(result).token_times()
 
 
 def _value(result: RunResult, key: str) -> float | None:
@@ -97,31 +147,44 @@ def _value(result: RunResult, key: str) -> float | None:
 
 
 def overview(columns: Sequence[Column], baseline: int = 0) -> Any:
-    """Horizontal bars: output throughput (higher better), p99 TTFT and mean E2EL (lower better); the best bar of
-    each panel starred; min-max error bars for repeated trials; the baseline value as a dashed line."""
+    """Horizontal bars: output throughput (higher better), p99 TTFT and mean E2EL (lower better); each bar
+    labelled with its value and its change against the baseline (green better, red worse, black inside the
+    ±1% noise band), the best bar starred; min-max error bars for repeated trials; the baseline as a dashed
+    line. Latency panels switch to seconds past 10,000 ms."""
     panels = (
-        ("output_throughput", "Output throughput (tok/s)", "higher is better →", True),
-        ("p99_ttft_ms", "p99 TTFT (ms)", "← lower is better", False),
-        ("mean_e2el_ms", "Mean E2E latency (ms)", "← lower is better", False),
+        ("output_throughput", "Output throughput", "tok/s", "higher is better →", True),
+        ("p99_ttft_ms", "p99 TTFT", "ms", "← lower is better", False),
+        ("mean_e2el_ms", "Mean E2E latency", "ms", "← lower is better", False),
     )
-    fig = _figure(13, 0.5 * len(columns) + 1.8)
+    fig = _figure(13, 0.5 * len(columns) + 2.0)
     axes = fig.subplots(1, 3, sharey=True)
     y = np.arange(len(columns))[::-1]
     names = [c.header for c in columns]
-    for ax, (key, label, hint, higher) in zip(axes, panels, strict=True):
+    for ax, (key, label, unit, hint, higher) in zip(axes, panels, strict=True):
         med, lo, hi = [], [], []
         for col in columns:
             vals = [v for v in (_value(r, key) for r in col.results) if v is not None]
             med.append(float(np.median(vals)) if vals else np.nan)
             lo.append(min(vals) if vals else np.nan)
             hi.append(max(vals) if vals else np.nan)
+        factor = 1.0
+        if unit == "ms":
+            factor, unit = latency_unit(np.nanmax(hi) if not np.all(np.isnan(hi)) else 0.0)
+        med, lo, hi = (np.asarray(a) * factor for a in (med, lo, hi))
         ax.barh(y, np.nan_to_num(med), color=[color_for(c.strategy) for c in columns], height=0.7)
         present = [m for m in med if not np.isnan(m)]
-        best = (max(present) if higher else min(present)) if present else None
-        for yi, col, m, low, high in zip(y, columns, med, lo, hi, strict=True):
+        best = (max(present) if higher else min(present)) if len(set(present)) > 1 else None
+        base = med[baseline]
+        for i, (yi, col, m, low, high) in enumerate(zip(y, columns, med, lo, hi, strict=True)):
             if col.trials > 1 and not np.isnan(m):
                 ax.errorbar([m], [yi], xerr=[[m - low], [high - m]], fmt="none", ecolor="black", capsize=4)
+            delta = None if i == baseline else delta_pct(m, base)
+            verdict = delta_verdict(delta, higher)
             text = "n/a" if np.isnan(m) else f"{m:,.1f}" + (" ★ best" if m == best else "")
+            if delta is not None:
+                text += "  ±0.0%" if round(delta, 1) == 0 else f"  {delta:+.1f}%"
+            elif i == baseline and not np.isnan(m):
+                text += "  (baseline)"
             end = 0.0 if np.isnan(m) else max(m, high)
             ax.annotate(
                 text,
@@ -130,19 +193,26 @@ def overview(columns: Sequence[Column], baseline: int = 0) -> Any:
                 textcoords="offset points",
                 va="center",
                 fontsize=9,
+                color=DELTA_COLORS.get(verdict or "same"),
                 fontweight="bold" if m == best else "normal",
                 bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1},
             )
-        if not np.isnan(med[baseline]):
-            ax.axvline(med[baseline], color="black", linestyle="--", linewidth=0.8)
+        if not np.isnan(base):
+            ax.axvline(base, color="black", linestyle="--", linewidth=0.8)
         ax.set_xlabel(hint)
-        ax.set_title(label)
-        ax.margins(x=0.3)
+        ax.set_title(f"{label} ({unit})")
+        ax.margins(x=0.45)
         ax.set_xlim(left=0)
+        _plain_numbers(ax.xaxis)
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(y, names)
-    trials = " (bars: median, whiskers: min–max over trials)" if any(c.trials > 1 for c in columns) else ""
-    fig.suptitle(f"Strategies at a glance; dashed line = baseline {columns[baseline].label}{trials}")
+    trials = "; bars: median, whiskers: min–max over trials" if any(c.trials > 1 for c in columns) else ""
+    _title(
+        fig,
+        f"Strategies at a glance: % = change against {columns[baseline].label} (dashed; "
+        f"within ±{NOISE_BAND_PCT:g}%: black){trials}",
+        columns,
+    )
     return fig
 
 
@@ -153,12 +223,14 @@ def latency_cdfs(columns: Sequence[Column]) -> Any:
     data = [request_latencies(c.results) for c in columns]
     titles = {"ttft": "Time to first token", "tpot": "Time per output token", "e2el": "End-to-end latency"}
     for ax, key in zip(axes, ("ttft", "tpot", "e2el"), strict=False):
+        top = max((float(d[key].max()) for d in data if d[key].size), default=0.0)
+        factor, unit = latency_unit(top)
         positive = [d[key][d[key] > 0] for d in data if d[key].size]
         span = max((p.max() for p in positive if p.size), default=1.0) / max(
             min((p.min() for p in positive if p.size), default=1.0), 1e-9
         )
         for col, d, style in zip(columns, data, _styles(columns), strict=False):
-            values = np.sort(d[key])
+            values = np.sort(d[key]) * factor
             if values.size == 0:
                 continue
             frac = np.arange(1, values.size + 1) / values.size
@@ -176,14 +248,16 @@ def latency_cdfs(columns: Sequence[Column]) -> Any:
             )
         if span > 30:
             ax.set_xscale("log")
+        else:
+            _plain_numbers(ax.xaxis)
         ax.set_title(f"{titles[key]} ({key.upper()})")
-        ax.set_xlabel(f"{key.upper()} (ms{', log scale' if span > 30 else ''})")
+        ax.set_xlabel(f"{key.upper()} ({unit}{', log scale' if span > 30 else ''})")
         ax.set_ylabel("fraction of requests ≤ x")
         ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)
     handles, names = axes[0].get_legend_handles_labels()
     fig.legend(handles, names, loc="outside lower center", ncol=min(len(names), 6) or 1, fontsize=9)
-    fig.suptitle("Latency distributions per strategy (further left = faster)")
+    _title(fig, "Latency distributions per strategy (further left = faster)", columns)
     return fig
 
 
@@ -205,10 +279,13 @@ def throughput_vs_latency(columns: Sequence[Column]) -> Any:
     ax = fig.subplots()
     points: list[tuple[float, float]] = []
     labels: list[tuple[str, float, float, str]] = []
+    ttfts = [v for c in columns for r in c.results if (v := _value(r, "p99_ttft_ms")) is not None]
+    factor, unit = latency_unit(max(ttfts, default=0.0))
     for col in columns:
         xs, ys = [], []
         for r in col.results:
             x, y = _value(r, "p99_ttft_ms"), _value(r, "output_throughput")
+            x = None if x is None else x * factor
             if x is not None and y is not None:
                 xs.append(x)
                 ys.append(y)
@@ -254,13 +331,15 @@ def throughput_vs_latency(columns: Sequence[Column]) -> Any:
             sy += [sy[-1], yv]
         ax.plot(sx, sy, color="black", linestyle="--", linewidth=1, zorder=1)
 
-    ax.set_xlabel("p99 TTFT (ms)  ← better")
+    ax.set_xlabel(f"p99 TTFT ({unit})  ← better")
     ax.set_ylabel("Output throughput (tok/s)  ↑ better")
     top = max((y for _, y in points), default=1.0) * 1.15
     ax.set_ylim(bottom=0, top=top)  # from 0: gaps at their true scale
     ax.set_xlim(left=0, right=max((x for x, _ in points), default=1.0) * 1.3)
     _place_labels(ax, labels, top)
-    ax.set_title("Throughput vs tail latency (upper left is better)")
+    _plain_numbers(ax.xaxis)
+    _plain_numbers(ax.yaxis)
+    _title(fig, "Throughput vs tail latency (upper left is better)", columns)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     return fig
@@ -354,22 +433,24 @@ def timelines(columns: Sequence[Column]) -> Any:
     metrics = ["queue depth (requests)", "batch size (seqs/step)", "output tokens/s"]
     if has_gpu:
         metrics.append("GPU kernel-busy (%)")
-    end = max(
-        (max((s.start_s + s.step_ms / 1000 for s in c.results[0].steps), default=0.0) for c in columns), default=1.0
-    )
+    series = [bulk.step_series(c.results[0]) for c in columns]
+    end = max((s.end_s for s in series), default=1.0)
     width = _bin_width(end)
     edges = np.arange(0.0, end + width, width)
     fine = np.linspace(0.0, edges[-1], 61)  # bins for binned step and telemetry series
     binned: set[int] = set()
+    per_second: set[int] = set()  # drawn from step aggregates (a long run's result keeps no per-step rows)
     fig = _figure(3.6 * len(metrics) + 1.0, 1.35 * len(columns) + 1.2)
     axes = np.atleast_2d(fig.subplots(len(columns), len(metrics), sharex=True, sharey="col", squeeze=False))
     for i, col in enumerate(columns):
         result = col.results[0]
         color = color_for(col.strategy)
-        t = np.asarray([s.start_s for s in result.steps], dtype=float)
-        for j, values in enumerate(([s.queue_depth for s in result.steps], [s.batch_size for s in result.steps])):
-            if _series(axes[i, j], t, np.asarray(values, dtype=float), fine, color, steps=True):
+        steps = series[i]
+        for j, values in enumerate((steps.queue_depth, steps.batch_size)):
+            if _series(axes[i, j], steps.t_s, values, fine, color, steps=True):
                 binned.add(j)
+            elif steps.per_second:
+                per_second.add(j)
         counts, _ = np.histogram(token_times(result), bins=edges)
         axes[i, 2].stairs(counts / width, edges, color=color, fill=True, alpha=0.6)
         if has_gpu:
@@ -397,7 +478,7 @@ def timelines(columns: Sequence[Column]) -> Any:
         axes[i, 0].set_ylabel(name, color=color, fontsize=9, fontweight="bold")
         for ax in axes[i]:
             ax.grid(alpha=0.3)
-    top = max((s.batch_size for c in columns for s in c.results[0].steps), default=1)
+    top = max((float(s.batch_size.max()) for s in series if s.batch_size.size), default=1.0)
     axes[0, 1].set_ylim(0, top * 1.12)  # shared by the column; from 0 so sizes compare by height
     step = float(fine[1] - fine[0])
     for j, metric in enumerate(metrics):
@@ -405,11 +486,13 @@ def timelines(columns: Sequence[Column]) -> Any:
             title = f"{metric} ({width:g} s bins)"
         elif j in binned:
             title = f"{metric}\nmean per {step:.3g} s, band min–max"
+        elif j in per_second:
+            title = f"{metric}\nmean per 1 s (step aggregates)"
         else:
             title = metric
         axes[0, j].set_title(title, fontsize=10)
         axes[-1, j].set_xlabel("time since run start (s)")
-    fig.suptitle("What each strategy did over the run")
+    _title(fig, "What each strategy did over the run", columns)
     return fig
 
 
@@ -419,24 +502,38 @@ def batch_histogram(columns: Sequence[Column]) -> Any:
     nrows = -(-len(columns) // ncols)
     fig = _figure(4.2 * ncols, 2.4 * nrows + 0.8)
     axes = np.atleast_1d(fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False)).ravel()
-    top = max((s.batch_size for c in columns for r in c.results for s in r.steps), default=1)
+    pooled = []  # per column: batch size -> steps, over its trials (exact counts from the step aggregates)
+    for col in columns:
+        counts: dict[int, int] = {}
+        for r in col.results:
+            for size, n in bulk.step_stats(r).batch_size_counts.items():
+                counts[size] = counts.get(size, 0) + n
+        pooled.append(counts)
+    top = max((max(c) for c in pooled if c), default=1)
     edges = np.arange(0.5, top + 1.5, 1.0)
-    for ax, col in zip(axes, columns, strict=False):
-        sizes = np.asarray([s.batch_size for r in col.results for s in r.steps], dtype=float)
+    for ax, col, counts in zip(axes, columns, pooled, strict=False):
         color = color_for(col.strategy)
-        if sizes.size:
-            counts, _ = np.histogram(sizes, bins=edges)
-            ax.bar(edges[:-1] + 0.5, counts / sizes.size * 100.0, width=0.8, color=color)
-            ax.axvline(float(sizes.mean()), color="black", linestyle="--", linewidth=1)
-            ax.set_title(f"{col.header}: mean {sizes.mean():.2f}", color=color, fontsize=10)
+        total = sum(counts.values())
+        if total:
+            heights = np.zeros(top, dtype=float)
+            for size, n in counts.items():
+                if size >= 1:
+                    heights[size - 1] = n
+            mean = sum(size * n for size, n in counts.items()) / total
+            ax.bar(edges[:-1] + 0.5, heights / total * 100.0, width=0.8, color=color)
+            ax.axvline(mean, color="black", linestyle="--", linewidth=1)
+            ax.set_title(f"{col.header}: mean {mean:.2f}", color=color, fontsize=10)
         ax.grid(axis="y", alpha=0.3)
     for ax in axes[len(columns) :]:
         ax.set_visible(False)
+    from matplotlib.ticker import MaxNLocator
+
     for ax in axes[: len(columns)]:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # batch sizes are whole sequences
         ax.set_xlabel("batch size (sequences per step)")
         ax.set_ylabel("share of steps (%)")
         ax.label_outer()
-    fig.suptitle("Batch sizes the strategies ran (dashed: mean)")
+    _title(fig, "Batch sizes the strategies ran (dashed: mean)", columns)
     return fig
 
 

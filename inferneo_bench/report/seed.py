@@ -1,4 +1,4 @@
-"""The seed's claims, checked: the Inferneo design document's "Expected Improvements" against measurements.
+"""The Inferneo design document's "Expected Improvements" claims, checked against measurements.
 
 Source: the Inferneo dynamic-batching README (DYNAMIC_BATCHING_README.md of the Inferneo repository,
 section "Performance Comparison / Expected Improvements"), a table of ranges against Fixed-Size for
@@ -167,7 +167,7 @@ def to_rich(checks: Sequence[ClaimCheck]) -> Any:
     from rich.text import Text
 
     table = Table(
-        title="The seed's claims (vs fixed_size) against this run",
+        title="The Inferneo design document's claims (vs fixed_size) against this run",
         title_justify="left",
         caption="\n".join(definitions()),
         caption_justify="left",
@@ -182,7 +182,7 @@ def to_rich(checks: Sequence[ClaimCheck]) -> Any:
 
 def to_markdown(checks: Sequence[ClaimCheck]) -> str:
     lines = [
-        "### The seed's claims (vs fixed_size) against this run",
+        "### The Inferneo design document's claims (vs fixed_size) against this run",
         "",
         "| " + " | ".join(HEADERS) + " |",
         "| --- | --- | ---: | ---: | ---: | --- | --- |",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ SHORT_NAMES = {
 HIGHER, LOWER, NEUTRAL = "higher", "lower", "none"
 ARROWS = {HIGHER: "↑", LOWER: "↓", NEUTRAL: ""}
 BEST_MARK = "★"
+NOISE_BAND_PCT = 1.0  # changes smaller than this (either way) are shown but not coloured as better/worse
 
 
 @dataclass(frozen=True)
@@ -87,8 +89,10 @@ METRICS: dict[str, Metric] = {
         Metric("energy_j", "Energy", "J", LOWER, 1),
         Metric("energy_per_output_token_j", "Energy per output token", "J/tok", LOWER, None),
         Metric("completed", "Completed", "req", HIGHER, 0),
-        Metric("failed", "Failed", "req", LOWER, 0),
+        Metric("failed", "Failed (all unsuccessful)", "req", LOWER, 0),
         Metric("rejected", "Rejected", "req", LOWER, 0),
+        Metric("cancelled", "Cancelled", "req", LOWER, 0),
+        Metric("errored", "Errored", "req", LOWER, 0),
         Metric("duration", "Duration", "s", LOWER, 2),
         Metric("arrival_lag_p99_ms", "Arrival lag p99", "ms", LOWER, 2),
         Metric("harness_overhead_frac", "Harness overhead", "%", LOWER, 2, 100.0),
@@ -118,8 +122,12 @@ DEFAULT_METRICS = (
     "padding_waste_frac",
     "gpu_util_mean",
     "energy_per_output_token_j",
+    "rejected",
     VALIDITY,
 )
+# default rows only where some result has one: the breakdown of `failed` (vLLM's count of every unsuccessful
+# request, available with --metrics failed) beside the Rejected row
+OPTIONAL_METRICS = ("cancelled", "errored")
 
 
 def metric_for(key: str) -> Metric:
@@ -241,7 +249,10 @@ def resolve_baseline(columns: Sequence[Column], name: str | None) -> int:
 
 def parse_metrics(spec: str | None, results: Sequence[RunResult]) -> list[str]:
     if not spec:
-        return list(DEFAULT_METRICS)
+        extra = [k for k in OPTIONAL_METRICS if any(r.summary.get(k) for r in results)]
+        keys = list(DEFAULT_METRICS)
+        at = keys.index("rejected") + 1
+        return keys[:at] + extra + keys[at:]
     keys = [k.strip() for k in spec.split(",") if k.strip()]
     known = set(METRICS) | {VALIDITY} | {k for r in results for k in r.summary}
     unknown = [k for k in keys if k not in known]
@@ -280,9 +291,10 @@ def _delta(value: float | None, base: float | None) -> float | None:
 
 
 def _verdict(metric: Metric, delta: float | None) -> str | None:
+    """better / worse by the metric's direction; "same" inside the noise band (±NOISE_BAND_PCT)."""
     if delta is None or metric.better == NEUTRAL:
         return None
-    if round(delta, 1) == 0:
+    if abs(delta) < NOISE_BAND_PCT:
         return "same"
     return "better" if (delta > 0) == (metric.better == HIGHER) else "worse"
 
@@ -324,7 +336,7 @@ def compare(
             cell.delta_pct = _delta(cell.value, cells[base].value)
             cell.verdict = _verdict(metric, cell.delta_pct)
         present = [c.value for c in cells if c.value is not None]
-        if len(present) > 1 and metric.better != NEUTRAL:
+        if len({metric.fmt(v) for v in present}) > 1 and metric.better != NEUTRAL:  # a tie of all is no win
             best = max(present) if metric.better == HIGHER else min(present)
             for cell in cells:
                 cell.best = cell.value is not None and metric.fmt(cell.value) == metric.fmt(best)
@@ -423,7 +435,7 @@ def legend(comp: Comparison, trials_hint: str = "median, min–max below") -> st
     parts = [
         "↑ higher is better, ↓ lower is better",
         f"{BEST_MARK} best in row",
-        f"% = change against {comp.baseline_label}",
+        f"% = change against {comp.baseline_label} (within ±{NOISE_BAND_PCT:g}%: not coloured)",
     ]
     if any(c.trials > 1 for c in comp.columns):
         parts.append(f"repeated trials: {trials_hint}")
@@ -432,42 +444,59 @@ def legend(comp: Comparison, trials_hint: str = "median, min–max below") -> st
 
 def title(comp: Comparison) -> str:
     c = comp.context
-    return f"workload {c['workload']} · model {c['model']} on {c['device']} · engine {c['engine']}"
+    workload = re.sub(r"(sha256:[0-9a-f]{12})[0-9a-f]+", r"\1", c["workload"])  # a prefix is enough to tell
+    return f"workload {workload} · model {c['model']} on {c['device']} · engine {c['engine']}"
 
 
 def to_rich(comp: Comparison, width: int | None = None) -> Any:
-    """A Rich table; colours follow each metric's direction (green better, red worse than the baseline).
-    Given a `width` too narrow for one-line headers, headers break at underscores and spaces instead of being
-    cut off with an ellipsis."""
-    from rich.table import Table
+    """A Rich table; colours follow each metric's direction (green better, red worse than the baseline, none
+    within the noise band). Given a `width` too narrow for it: title and legend become lines of their own,
+    rows that are n/a in every column are left out (a note says why), headers and metric names break onto
+    several lines instead of being cut off, and when that is still too wide the strategy columns wrap into
+    blocks (each repeating the metric column), so that an 80-column terminal shows every figure."""
+    from rich.console import Group
+    from rich.text import Text
 
-    table = _rich_table(comp, compact=False)
-    if width is not None:
-        from rich.console import Console
+    from inferneo_bench.console import fit_columns, table_width
 
-        wide = Console(width=100_000, file=io.StringIO())  # measure unconstrained: the width it wants
-        if wide.measure(table).maximum > width:
-            table = _rich_table(comp, compact=True)
-    assert isinstance(table, Table)
-    return table
+    everything = range(len(comp.columns))
+    table = _rich_table(comp, everything, compact=False)
+    if width is None or table_width(table) <= width:
+        return table
+    blocks = fit_columns(lambda indices: _rich_table(comp, indices, compact=True), len(comp.columns), width)
+    return Group(Text(title(comp)), *blocks, Text(legend(comp), style="dim"))
 
 
-def _rich_table(comp: Comparison, compact: bool) -> Any:
+def _short_title(metric: Metric) -> str:
+    """A metric's row title for narrow tables: the label and unit on separate lines."""
+    arrow = ARROWS[metric.better]
+    unit = f"({metric.unit})" if metric.unit else ""
+    return f"{metric.label}\n{unit} {arrow}".rstrip() if unit or arrow else metric.label
+
+
+def _rich_table(comp: Comparison, indices: Sequence[int] | range, compact: bool) -> Any:
     from rich.markup import escape
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=title(comp), caption=legend(comp), show_lines=True, title_justify="left")
-    table.add_column("metric", style="bold", no_wrap=not compact, overflow="fold")
-    for i, col in enumerate(comp.columns):
+    if compact:
+        table = Table(show_lines=True)
+    else:
+        table = Table(title=title(comp), caption=legend(comp), show_lines=True, title_justify="left")
+    table.add_column("metric", style="bold", no_wrap=not compact, overflow="fold", max_width=20 if compact else None)
+    for i in indices:
+        col = comp.columns[i]
         header = col.header + (" (baseline)" if i == comp.baseline else "")
         if compact:
             header = header.replace("_", "_\n").replace(" (", "\n(")
         table.add_column(escape(header), justify="right", overflow="fold")  # a "[label]" is not Rich markup
     colours = {"better": "green", "worse": "red", "same": "dim"}
     for row in comp.rows:
+        if compact and all(c.value is None and c.text is None for c in row.cells):
+            continue  # n/a everywhere: a note says why
         cells = []
-        for i, cell in enumerate(row.cells):
+        for i in indices:
+            cell = row.cells[i]
             text = Text(_value_text(row.metric, cell), style="bold" if cell.best else "")
             if row.metric.key == VALIDITY and cell.verdict == "worse":
                 text.stylize("red")
@@ -478,7 +507,7 @@ def _rich_table(comp: Comparison, compact: bool) -> Any:
             if delta and i != comp.baseline:
                 text.append("\n" + delta, style=colours.get(cell.verdict or "", ""))
             cells.append(text)
-        table.add_row(row.metric.title, *cells)
+        table.add_row(_short_title(row.metric) if compact else row.metric.title, *cells)
     return table
 
 
@@ -550,6 +579,8 @@ def _raw(metric: Metric, value: float | None) -> str:
 def to_csv(comp: Comparison) -> str:
     """Long format: one line per (metric, column); values in the summary's own units."""
     out = io.StringIO()
+    for line in comp.warnings:  # --force: a forced comparison says so in every format
+        out.write(f"# {line}\n")
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_FIELDS)
     for row in comp.rows:

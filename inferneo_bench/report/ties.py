@@ -27,7 +27,7 @@ class Schedule:
     """One strategy's schedule on one workload (a result, or a sweep point)."""
 
     strategy: str
-    digest: str | None
+    digest: int | None
     closed_by: dict[str, float] | None  # share of batches per limit
     config: dict[str, Any]
     where: str = ""  # the workload/point, to group schedules that can be compared

@@ -48,6 +48,14 @@ class ReplayProgress:
         info = f"queue {p.queue_depth:>4}  batch {p.batch_size:>3}  {rate:8.1f} tok/s"
         self._progress.update(self._task, completed=p.ended, info=info)
 
-    def __exit__(self, *exc: object) -> None:
+    def close(self, ended: int | None = None) -> None:
+        """Stop redrawing (the bar stays on screen), first showing `ended` requests done when given (requests
+        rejected after the last engine step end without a step to report them); idempotent."""
         if self._progress is not None:
+            if ended is not None:
+                self._progress.update(self._task, completed=ended)
             self._progress.stop()
+            self._progress = None
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

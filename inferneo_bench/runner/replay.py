@@ -4,6 +4,15 @@ Every request enters the scheduler at its arrival time whether or not the engine
 omission); latencies count from the scheduled arrival. The same loop drives the torch engine on the wall
 clock and the simulated engine on a virtual clock.
 
+Time-outs (`request_timeout_s`): the client gives up at arrival + timeout. A request never counts as completed
+after that deadline: every token is checked against it, so a token produced by a step that ends after the
+deadline is not delivered, and the request is cancelled at its deadline (finish = deadline), even when the
+deadline fell inside a step.
+
+Stopping (Ctrl-C, SIGTERM): `should_stop` is polled once per loop iteration (and wall-clock waits are cut into
+short slices), so a stop request ends the loop between steps: in-flight requests are cancelled, the partial
+outcome is returned. A KeyboardInterrupt raised inside the loop is treated the same way.
+
 Arrival lag (does the harness keep up?) is, per request, the time from the moment the harness could have
 seen it — its arrival, or the end of the engine step in progress at its arrival, whichever is later — to
 the moment it was handed to the scheduler. A step in progress is not lag: a real server also queues
@@ -18,8 +27,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from inferneo_bench.results import RequestRecord, StepRecord
+from inferneo_bench.results import RequestRecord
 from inferneo_bench.runner.clock import Clock
+from inferneo_bench.steplog import CLOSE_CODE, DEFAULT_KEEP_STEPS, ROW, StepLog
 from inferneo_bench.steps import Engine, Idle, StepPlan, StepResult
 
 
@@ -58,6 +68,7 @@ class ReplayOptions:
     max_model_len: int
     warmup: int = 0  # the first N requests (in arrival order) run but are excluded from metrics
     request_timeout_s: float | None = None  # the client cancels a request not finished this long after arrival
+    keep_steps: int | None = DEFAULT_KEEP_STEPS  # per-step rows kept up to this many steps (None: all); steplog
 
 
 @dataclass
@@ -75,24 +86,30 @@ class Progress:
 @dataclass
 class ReplayOutcome:
     requests: list[RequestRecord]
-    steps: list[StepRecord]
+    steps: StepLog | list[Any]  # a remote run (client/remote.py) sees no engine steps: []
     harness: dict[str, Any] = field(default_factory=dict)
     interrupted: bool = False
 
 
 class _Live:
-    """Mutable per-request state of the hot loop (slots: fast attribute access)."""
+    """Mutable per-request state of the hot loop (slots: fast attribute access). `produced` is the record's
+    output_tokens while the request runs (written back when it ends); `itl` the record's gap list's append."""
 
-    __slots__ = ("record", "target", "last_token_s", "ended")
+    __slots__ = ("record", "target", "last_token_s", "ended", "produced", "itl", "deadline")
 
     def __init__(self, record: RequestRecord, target: int) -> None:
         self.record = record
         self.target = target
         self.last_token_s = 0.0
         self.ended = False
+        self.produced = 0
+        self.itl = record.itl_s.append
+        self.deadline: float | None = None  # the client's time-out (arrival + request_timeout_s)
 
 
 TIME_SCALE = 1e7  # seconds rounded to 0.1 us: far below timer resolution, and short numbers in result files
+POLL_S = 0.1  # longest wall-clock wait between two looks at should_stop
+PROGRESS_EVERY_S = 0.05  # wall seconds between progress snapshots (the display redraws at most 10 times/s)
 
 
 def _q(x: float) -> float:
@@ -101,19 +118,25 @@ def _q(x: float) -> float:
     return round(x * TIME_SCALE) / TIME_SCALE
 
 
-def quantize(records: list[RequestRecord], steps: list[StepRecord]) -> None:
+def quantize(records: list[RequestRecord], steps: StepLog | Sequence[Any] | None = None, itl: bool = True) -> None:
     """Round recorded times once, before any metric is computed, so that the summary recomputes exactly from
-    the saved records and the files stay small (a float's shortest repr drops from ~18 to ~9 digits)."""
+    the saved records and the files stay small. `itl=False`: the gaps are rounded already (the replay loop
+    rounds each as it records it: one list, not a second rounded copy of millions of floats). Step columns
+    follow the same rule (`StepLog.finish`; a plain list of StepRecord is rounded in place)."""
     for r in records:
         for name in ("arrival_s", "enqueued_s", "scheduled_s", "first_token_s", "finish_s", "arrival_lag_s"):
             value = getattr(r, name)
             if value is not None:
                 setattr(r, name, _q(value))
-        r.itl_s = [round(gap * TIME_SCALE) / TIME_SCALE for gap in r.itl_s]
-    for s in steps:
-        s.start_s = _q(s.start_s)
-        s.step_ms = round(s.step_ms * 1e4) / 1e4
-        s.scheduler_us = round(s.scheduler_us * 10) / 10
+        if itl and r.itl_s:
+            r.itl_s = [round(gap * TIME_SCALE) / TIME_SCALE for gap in r.itl_s]
+    if isinstance(steps, StepLog):
+        steps.finish()
+    elif steps:
+        for step in steps:
+            step.start_s = _q(step.start_s)
+            step.step_ms = round(step.step_ms * 1e4) / 1e4
+            step.scheduler_us = round(step.scheduler_us * 10) / 10
 
 
 def make_sched_request(spec: Request) -> Any:
@@ -139,7 +162,15 @@ def replay(
     gpu_utilization: Callable[[], float | None] | None = None,
     memory_usage: Callable[[], float | None] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    on_request_end: Callable[[RequestRecord], None] | None = None,
+    on_steps: Callable[[StepLog], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> ReplayOutcome:
+    """Replay `workload` to the end (or Ctrl-C, or `should_stop()`). Per step the loop does only what the
+    records need: no object per step (the step's figures go to typed columns, steplog.StepLog), one dict lookup
+    per sampled token, a progress snapshot at most every PROGRESS_EVERY_S of wall time. `on_request_end` sees
+    each record once, as its request ends (the journal); `on_steps` gets the run's StepLog before the first
+    step; `should_stop` is polled between steps."""
     specs = sorted(workload, key=lambda r: r.arrival_s)  # stable: ties stay in file order
     live: dict[str, _Live] = {}
     records: list[RequestRecord] = []
@@ -158,40 +189,61 @@ def replay(
         records.append(record)
         live[spec.request_id] = _Live(record, min(spec.output_tokens, spec.max_tokens))
 
-    steps: list[StepRecord] = []
+    steps = StepLog(options.keep_steps)
+    if on_steps is not None:
+        on_steps(steps)
+    step_rows, pack_row = steps.rows, ROW.pack  # the log's bytearray (emptied in place when it folds)
+    close_code = CLOSE_CODE
+    rows, fold_at = 0, steps.fold_at
     deadlines: list[tuple[float, str]] = []
+    unscheduled: set[str] = set()  # admitted, never yet in a step
+    n_specs = len(specs)
     active = 0  # admitted, not ended
     ended = 0
     output_tokens = 0
     next_index = 0
+    next_arrival = specs[0].arrival_s if specs else float("inf")
     last_step_end = float("-inf")
     step_wall = sleep_wall = 0.0
+    last_progress = float("-inf")
     interrupted = False
+    virtual = clock.virtual
+    perf_counter = time.perf_counter
+    clock_now, after_step = clock.now, clock.after_step
+    plan_step, run_step, complete_step = core.plan, engine.step, core.complete_step
 
     def end(state: _Live, status: str, now: float | None, reason: str | None = None) -> None:
         """The one place a request ends; one that had been handed to the scheduler stops being active."""
         nonlocal active, ended
-        if status != "rejected" and state.record.enqueued_s is not None:
+        record = state.record
+        if status != "rejected" and record.enqueued_s is not None:
             active -= 1
         state.ended = True
-        state.record.status = status
-        state.record.reason = reason
+        record.status = status
+        record.reason = reason
+        record.output_tokens = state.produced
         if now is not None and status != "rejected":
-            state.record.finish_s = now
+            record.finish_s = now
+        unscheduled.discard(record.request_id)
         ended += 1
+        if on_request_end is not None:
+            on_request_end(record)
 
-    wall_start = time.perf_counter()
+    wall_start = perf_counter()
     try:
         while True:
-            now = clock.now()
+            if should_stop is not None and should_stop():
+                raise KeyboardInterrupt
+            now = clock_now()
             # 1. admit every arrival that is due
-            while next_index < len(specs) and specs[next_index].arrival_s <= now:
+            while next_arrival <= now:
                 spec = specs[next_index]
                 next_index += 1
+                next_arrival = specs[next_index].arrival_s if next_index < n_specs else float("inf")
                 state = live[spec.request_id]
                 record = state.record
                 record.enqueued_s = now
-                record.arrival_lag_s = 0.0 if clock.virtual else now - max(spec.arrival_s, last_step_end)
+                record.arrival_lag_s = 0.0 if virtual else now - max(spec.arrival_s, last_step_end)
                 if spec.prompt_tokens + spec.max_tokens > options.max_model_len:
                     end(
                         state,
@@ -207,24 +259,27 @@ def replay(
                     continue
                 engine.add_sequence(spec.request_id, spec.prompt_tokens)
                 active += 1
+                unscheduled.add(spec.request_id)
                 if options.request_timeout_s is not None:
-                    heapq.heappush(deadlines, (spec.arrival_s + options.request_timeout_s, spec.request_id))
-            # 2. client time-outs
+                    state.deadline = spec.arrival_s + options.request_timeout_s
+                    heapq.heappush(deadlines, (state.deadline, spec.request_id))
+            # 2. client time-outs: the client left at its deadline, whenever the loop notices
             while deadlines and deadlines[0][0] <= now:
-                _, request_id = heapq.heappop(deadlines)
+                deadline, request_id = heapq.heappop(deadlines)
                 state = live[request_id]
-                if not state.ended and core.cancel(request_id, now):
-                    end(state, "cancelled", now, f"client timeout after {options.request_timeout_s:g} s")
-            if next_index >= len(specs) and active == 0:
+                if not state.ended:  # cancel() is False when the core already let it finish at max_tokens
+                    core.cancel(request_id, now)
+                    end(state, "cancelled", deadline, f"client timeout after {options.request_timeout_s:g} s")
+            if next_index >= n_specs and active == 0:
                 break
             # 3. plan and run one step, or wait for the next event
-            plan_start = time.perf_counter()
-            plan = core.plan(now)
-            scheduler_us = (time.perf_counter() - plan_start) * 1e6
+            plan_start = perf_counter()
+            plan = plan_step(now)
+            plan_end = perf_counter()
             if isinstance(plan, Idle):
                 wake = [t for t in (plan.wake_at,) if t is not None]
-                if next_index < len(specs):
-                    wake.append(specs[next_index].arrival_s)
+                if next_index < n_specs:
+                    wake.append(next_arrival)
                 if deadlines:
                     wake.append(deadlines[0][0])
                 if not wake:  # work waiting that nothing will ever schedule: a scheduler bug, not lost silently
@@ -232,46 +287,58 @@ def replay(
                         if state.record.status == "pending" and state.record.enqueued_s is not None:
                             end(state, "failed", now, "scheduler stalled with the request waiting")
                     break
-                sleep_start = time.perf_counter()
-                clock.sleep_until(max(min(wake), now))
-                sleep_wall += time.perf_counter() - sleep_start
+                target = max(min(wake), now)
+                if should_stop is not None and not virtual:
+                    target = min(target, now + POLL_S)
+                sleep_start = perf_counter()
+                clock.sleep_until(target)
+                sleep_wall += perf_counter() - sleep_start
                 continue
 
-            step_start_wall = time.perf_counter()
-            result = engine.step(plan)
-            step_wall += time.perf_counter() - step_start_wall
-            clock.after_step(result.step_s)
-            t_end = clock.now()
+            if virtual:
+                result = run_step(plan)
+            else:
+                step_start_wall = perf_counter()
+                result = run_step(plan)
+                step_wall += perf_counter() - step_start_wall
+            after_step(result.step_s)
+            t_end = clock_now()
             last_step_end = t_end
 
+            seqs = plan.seqs
             idle_slots = 0
-            for seq in plan.seqs:
+            for seq in seqs:
                 if seq.idle:
                     idle_slots += 1
-                    continue
-                record = live[seq.seq_id].record
-                if record.scheduled_s is None:
-                    record.scheduled_s = now
-            for seq_id in plan.preempted:
-                live[seq_id].record.preemptions += 1
+                elif seq.seq_id in unscheduled:
+                    unscheduled.remove(seq.seq_id)
+                    live[seq.seq_id].record.scheduled_s = now
+            if plan.preempted:
+                for seq_id in plan.preempted:
+                    live[seq_id].record.preemptions += 1
 
             finished: list[str] = []
-            for seq_id in result.tokens:
+            tokens = result.tokens
+            for seq_id in tokens:
                 state = live[seq_id]
-                record = state.record
-                if record.first_token_s is None:
-                    record.first_token_s = t_end
+                if state.deadline is not None and t_end > state.deadline:
+                    continue  # produced after the client left: never delivered (cancelled at the loop's top)
+                produced = state.produced
+                if produced:  # the gap, rounded as every recorded time is (see quantize)
+                    state.itl(round((t_end - state.last_token_s) * TIME_SCALE) / TIME_SCALE)
                 else:
-                    record.itl_s.append(t_end - state.last_token_s)
+                    state.record.first_token_s = t_end
                 state.last_token_s = t_end
-                record.output_tokens += 1
-                output_tokens += 1
-                if record.output_tokens >= state.target:
+                produced += 1
+                state.produced = produced
+                if produced >= state.target:
                     finished.append(seq_id)
-            for seq_id, reason in result.failed.items():
-                state = live[seq_id]
-                if not state.ended:
-                    end(state, "failed", t_end, reason)
+            output_tokens += len(tokens)
+            if result.failed:
+                for seq_id, reason in result.failed.items():
+                    state = live[seq_id]
+                    if not state.ended:
+                        end(state, "failed", t_end, reason)
             for seq_id in finished:
                 state = live[seq_id]
                 if not state.ended:
@@ -279,27 +346,33 @@ def replay(
 
             util = gpu_utilization() if gpu_utilization is not None else None
             memory = memory_usage() if memory_usage is not None else None
-            core.complete_step(plan, result, finished, t_end, gpu_utilization=util, memory_usage=memory)
-            if not plan.seqs:  # a plan that only released KV: no compute, no step record
+            complete_step(plan, result, finished, t_end, util, memory)
+            if not seqs:  # a plan that only released KV: no compute, no step record
                 continue
-            steps.append(
-                StepRecord(
-                    index=len(steps),
-                    start_s=now,
-                    batch_id=plan.batch_id,
-                    batch_size=len(plan.seqs),
-                    new_tokens=result.useful_tokens,
-                    padded_tokens=result.padded_tokens,
-                    step_ms=result.step_s * 1000.0,
-                    scheduler_us=scheduler_us,
-                    queue_depth=core.queue_depth,
-                    idle_slots=idle_slots,
-                    events=list(plan.events),
-                    closed_by=plan.closed_by,
-                )
+            queue_depth = core.queue_depth
+            batch_id = plan.batch_id
+            step_rows += pack_row(
+                now,
+                -1 if batch_id is None else batch_id,
+                len(seqs),
+                result.useful_tokens,
+                result.padded_tokens,
+                result.step_s * 1000.0,
+                (plan_end - plan_start) * 1e6,
+                queue_depth,
+                idle_slots,
+                close_code[plan.closed_by],
             )
-            if on_progress is not None:
-                on_progress(Progress(t_end, ended, len(specs), core.queue_depth, len(plan.seqs), output_tokens))
+            if plan.events:
+                for text in plan.events:
+                    steps.add_event(text)
+            rows += 1
+            if rows >= fold_at:  # past the keep limit: fold the rows into aggregates (same bytearray, emptied)
+                steps.fold_if_due()
+                rows, fold_at = len(steps), steps.fold_at
+            if on_progress is not None and plan_end - last_progress >= PROGRESS_EVERY_S:
+                last_progress = plan_end
+                on_progress(Progress(t_end, ended, n_specs, queue_depth, len(seqs), output_tokens))
     except KeyboardInterrupt:
         interrupted = True
         now = clock.now()
@@ -312,22 +385,26 @@ def replay(
                 core.cancel(state.record.request_id, now)
                 end(state, "cancelled", now, "run interrupted")
 
-    wall_s = time.perf_counter() - wall_start
+    wall_s = perf_counter() - wall_start
+    if on_progress is not None:
+        on_progress(Progress(clock.now(), ended, n_specs, core.queue_depth, 0, output_tokens))
     harness = {
         "wall_s": wall_s,
         "engine_s": step_wall,
         "sleep_s": sleep_wall,
         "harness_s": max(0.0, wall_s - step_wall - sleep_wall),
     }
-    if clock.virtual:
+    if virtual:
         harness = {
             "wall_s": None,
             "harness_s": None,
             "reason": "virtual clock: harness time is not run time",
             "replay_wall_s": wall_s,
         }
-    for record in records:
+    for state in live.values():
+        record = state.record
+        record.output_tokens = state.produced
         if record.status == "pending":  # cannot happen unless the loop above has a bug; keep it visible
             record.status, record.reason = "failed", "lost by the harness"
-    quantize(records, steps)
+    quantize(records, steps, itl=False)
     return ReplayOutcome(requests=records, steps=steps, harness=harness, interrupted=interrupted)

@@ -17,6 +17,7 @@ slots) until every member ended; the batch's KV is freed in the next plan. Conti
 from __future__ import annotations
 
 import heapq
+from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
@@ -31,10 +32,11 @@ ENDED = (COMPLETED, CANCELLED, FAILED, REJECTED)
 
 
 class _Seq:
-    __slots__ = ("req", "seq", "state", "generated", "prefilled", "target", "first_scheduled_s", "kv")
+    __slots__ = ("req", "rid", "seq", "state", "generated", "prefilled", "target", "first_scheduled_s", "kv", "batch")
 
     def __init__(self, req: SchedRequest) -> None:
         self.req = req
+        self.rid = req.request_id
         self.seq = -1  # queue tie-break, kept across re-queues
         self.state = WAITING
         self.generated = 0  # tokens sampled so far
@@ -42,6 +44,7 @@ class _Seq:
         self.target = req.prompt_tokens  # prefill length of the current incarnation (prompt + generated)
         self.first_scheduled_s: float | None = None
         self.kv = req.prompt_tokens + req.max_tokens  # KV slots reserved while running
+        self.batch: _Batch | None = None  # static strategies: the batch it runs in
 
     @property
     def decoding(self) -> bool:
@@ -63,25 +66,30 @@ class _Batch:
     decode_s: list[float] = field(default_factory=list)
     gpu: list[float] = field(default_factory=list)
     mem: list[float] = field(default_factory=list)
+    running: int = 0  # members still RUNNING (kept by SchedulerCore._end), so `done` is O(1) per step
+    by_id: dict[str, _Seq] = field(default_factory=dict)
     closed_by: str | None = None  # the limit that closed it (SchedulerCore._closed_by): a record, not a decision
 
     @property
     def done(self) -> bool:
-        return all(m.state != RUNNING for m in self.members)
+        return self.running == 0
 
 
 class SchedulerCore:
     def __init__(self, config: SchedulerConfig, strategy: BatchingStrategy | str) -> None:
         self.config = config
         self.queue = WaitingQueue(config.enable_priority_queue, config.priority_aging_ms)
+        self._waiting = self.queue.by_id  # its id -> entry map: len() is the queue depth, without a call
         self._live: dict[str, _Seq] = {}  # waiting, running or swapped
         self._ended: dict[str, str] = {}
         self._strategy = BatchingStrategy.parse(strategy)
+        self._static = self._strategy.is_static  # cached: read several times per step
         self._policy: StaticPolicy | None = None
         self._batch: _Batch | None = None  # the batch the step-driven path (plan / complete_step) runs
         self._held: dict[int, _Batch] = {}  # batches taken whole by dispatch(), ended by complete_batch
         self._next_batch_id = 1
         self._running: dict[str, _Seq] = {}  # continuous: admission order
+        self._running_priorities: Counter[int] = Counter()  # continuous: running sequences per priority
         self._swapped: list[tuple[float, float, int, _Seq]] = []  # continuous swap mode: heap by queue key
         self._kv_used = 0
         self._pending_free: list[str] = []
@@ -123,6 +131,7 @@ class SchedulerCore:
                 f"cannot switch from {self._strategy.value} to {new.value} while {self.num_running} requests run"
             )
         self._strategy = new
+        self._static = new.is_static
         self._apply_strategy()
 
     def _apply_strategy(self) -> None:
@@ -215,13 +224,15 @@ class SchedulerCore:
         return s.state if s is not None else self._ended.get(request_id)
 
     def _end(self, s: _Seq, state: str) -> None:
+        if s.state is RUNNING and s.batch is not None:
+            s.batch.running -= 1
         s.state = state
-        rid = s.req.request_id
+        rid = s.rid
         del self._live[rid]
         self._ended[rid] = state
         self._n[state] += 1
 
-    def _scheduled(self, s: _Seq, now: float) -> None:
+    def _scheduled(self, s: _Seq, now: float) -> None:  # (inlined in _form_static, the rule is the same)
         if s.first_scheduled_s is None:
             s.first_scheduled_s = now
             wait = max(0.0, now - s.req.arrival_s)
@@ -232,13 +243,13 @@ class SchedulerCore:
     # ---- properties -----------------------------------------------------------------------------------
     @property
     def queue_depth(self) -> int:
-        return len(self.queue)
+        return len(self._waiting)
 
     @property
     def num_running(self) -> int:
-        held = sum(1 for b in self._held.values() for m in b.members if m.state == RUNNING) if self._held else 0
-        if self._strategy.is_static or self._batch is not None:
-            return held + (0 if self._batch is None else sum(1 for m in self._batch.members if m.state == RUNNING))
+        held = sum(b.running for b in self._held.values()) if self._held else 0
+        if self._static or self._batch is not None:
+            return held + (0 if self._batch is None else self._batch.running)
         return held + len(self._running) + len(self._swapped)
 
     @property
@@ -253,7 +264,7 @@ class SchedulerCore:
     # ---- planning -------------------------------------------------------------------------------------
     def plan(self, now: float) -> StepPlan | Idle:
         """The next engine step, or Idle(wake_at). Call only when the engine is free."""
-        if self._strategy.is_static:
+        if self._static:
             return self._plan_static(now)
         return self._plan_continuous(now)
 
@@ -269,17 +280,20 @@ class SchedulerCore:
     # static -------------------------------------------------------------------------------------------
     def _plan_static(self, now: float) -> StepPlan | Idle:
         batch = self._batch
-        if batch is not None and batch.done:  # every member cancelled between steps
+        if batch is not None and not batch.running:  # every member cancelled between steps
             self._finish_batch(now)
             batch = None
-        if batch is not None:
+        if batch is not None:  # a decode step of the frozen batch: the hot path of every static strategy
             seqs = [
-                SeqStep(m.req.request_id, m.length - 1, 1, True)
-                if m.state == RUNNING
-                else SeqStep(m.req.request_id, m.length - 1, 1, False, idle=True)
+                SeqStep(m.rid, m.req.prompt_tokens + m.generated - 1, 1, True)
+                if m.state is RUNNING
+                else SeqStep(m.rid, m.req.prompt_tokens + m.generated - 1, 1, False, True)
                 for m in batch.members
             ]
-            return self._take_pending(StepPlan(seqs, padded=True, batch_id=batch.batch_id))
+            plan = StepPlan(seqs, True, batch.batch_id)
+            if self._pending_free or self._pending_events:
+                self._take_pending(plan)
+            return plan
         formed = self._form_static(now)
         if isinstance(formed, Idle):
             return formed
@@ -315,21 +329,33 @@ class SchedulerCore:
         batch.closed_by = self._closed_by(info.get("stop", ""), deadline, now, policy.delay_s())
         self._closed[batch.closed_by] = self._closed.get(batch.closed_by, 0) + 1
         self._next_batch_id += 1
-        members, seqs = batch.members, []
+        members, by_id, seqs = batch.members, batch.by_id, []
         longest = total = 0
+        wait_sum, wait_n, wait_max = self._wait_sum, self._wait_n, self._wait_max
         for e in entries:  # flat loop: this runs for every member of every dispatched batch
             m: _Seq = e.payload
             members.append(m)
+            by_id[m.rid] = m
             m.state = RUNNING
+            m.batch = batch
             req = m.req
             p = req.prompt_tokens
-            if m.first_scheduled_s is None:
-                self._scheduled(m, now)
-            seqs.append(SeqStep(req.request_id, 0, p, True))
+            if m.first_scheduled_s is None:  # _scheduled, inlined
+                m.first_scheduled_s = now
+                wait = now - req.arrival_s
+                if wait < 0.0:
+                    wait = 0.0
+                wait_sum += wait
+                wait_n += 1
+                if wait > wait_max:
+                    wait_max = wait
+            seqs.append(SeqStep(m.rid, 0, p, True))
             total += p
             if p > longest:
                 longest = p
+        self._wait_sum, self._wait_n, self._wait_max = wait_sum, wait_n, wait_max
         n = len(members)
+        batch.running = n
         self._padding_tokens += n * longest - total
         self._n["batches"] += 1
         self._batch_sizes_sum += n
@@ -354,25 +380,41 @@ class SchedulerCore:
         batch = self._batch
         if batch is None or plan.batch_id != batch.batch_id:
             return  # a stale plan (e.g. the facade completed the batch already)
-        members = {m.req.request_id: m for m in batch.members}
+        members, failed, tokens = batch.by_id, result.failed, result.tokens
+        idle = produced = 0
         for step in plan.seqs:
-            m = members.get(step.seq_id)
             if step.idle:
-                self._idle_slot_tokens += 1
-            if m is None or step.idle or m.state != RUNNING:
+                idle += 1
                 continue
-            self._advance(m, step, result, finished)
+            m = members.get(step.seq_id)
+            if m is None or m.state is not RUNNING:
+                continue
+            if failed or m.prefilled < m.target or not step.samples:
+                self._advance(m, step, result, finished)  # the general rule
+                continue
+            # a decode that sampled, nothing failed: _advance's rule, inlined (every member, every step)
+            rid = m.rid
+            if rid not in tokens:
+                self._end(m, FAILED)
+                continue
+            m.generated += 1
+            produced += 1
+            if rid in finished or m.generated >= m.req.max_tokens:
+                self._end(m, COMPLETED)
+        self._idle_slot_tokens += idle
+        self._output_tokens += produced
         batch.step_s.append(result.step_s)
         if batch.prefilled:
             batch.decode_s.append(result.step_s)
-        batch.prefilled = True
-        if batch.done:
+        else:
+            batch.prefilled = True
+        if not batch.running:
             self._finish_batch(now)
 
     def _advance(self, s: _Seq, step: SeqStep, result: StepResult, finished: Collection[str]) -> bool:
         """Apply one computed SeqStep; True when the sequence ended."""
-        rid = s.req.request_id
-        if rid in result.failed:
+        rid = s.rid
+        if result.failed and rid in result.failed:
             self._end(s, FAILED)
             return True
         if s.prefilled < s.target:  # still prefilling (s.decoding, inlined: this runs per sequence per step)
@@ -462,8 +504,15 @@ class SchedulerCore:
         return len(self._running) < self.config.max_num_seqs and self._kv_used + s.kv <= self.config.kv_cache_tokens
 
     def _release(self, s: _Seq) -> None:
-        del self._running[s.req.request_id]
+        del self._running[s.rid]
         self._kv_used -= s.kv
+        self._running_priorities[s.req.priority] -= 1
+
+    def _admit_running(self, s: _Seq) -> None:
+        s.state = RUNNING
+        self._running[s.rid] = s
+        self._kv_used += s.kv
+        self._running_priorities[s.req.priority] += 1
 
     def _plan_continuous(self, now: float) -> StepPlan | Idle:
         cfg = self.config
@@ -481,16 +530,14 @@ class SchedulerCore:
             if not self._fits(s):
                 break
             heapq.heappop(self._swapped)
-            s.state = RUNNING
-            self._running[s.req.request_id] = s
-            self._kv_used += s.kv
-            plan.swap_in.append(s.req.request_id)
+            self._admit_running(s)
+            plan.swap_in.append(s.rid)
         seqs = plan.seqs
         append = seqs.append
         prefilling: list[_Seq] = []
         for s in self._running.values():  # hot: every running sequence, every step (properties inlined)
             if s.prefilled >= s.target:
-                append(SeqStep(s.req.request_id, s.req.prompt_tokens + s.generated - 1, 1, True))
+                append(SeqStep(s.rid, s.req.prompt_tokens + s.generated - 1, 1, True))
             else:
                 prefilling.append(s)
         budget = cfg.max_waiting_tokens - len(seqs)
@@ -516,9 +563,8 @@ class SchedulerCore:
             if chunk == 0:
                 break
             self.queue.pop()
-            s.state, s.prefilled, s.target = RUNNING, 0, target
-            self._running[s.req.request_id] = s
-            self._kv_used += s.kv
+            s.prefilled, s.target = 0, target
+            self._admit_running(s)
             self._scheduled(s, now)
             seqs.append(SeqStep(s.req.request_id, 0, chunk, chunk == target))
             budget -= chunk
@@ -555,6 +601,8 @@ class SchedulerCore:
         hs = self._live[head.req.request_id]
         if self._fits(hs):
             return
+        if not any(n for p, n in self._running_priorities.items() if p < hs.req.priority):
+            return  # no running sequence of lower priority: no candidate, nothing to preempt (saves a scan)
         cfg = self.config
         candidates = sorted(
             (s for s in self._running.values() if s.req.priority < hs.req.priority and head.key < self._key(s)),
@@ -591,14 +639,29 @@ class SchedulerCore:
         return (k1, k2, s.seq)
 
     def _complete_continuous(self, plan: StepPlan, result: StepResult, finished: Collection[str]) -> None:
+        running, failed, tokens = self._running, result.failed, result.tokens
+        produced = 0
         for step in plan.seqs:
-            s = self._running.get(step.seq_id)
-            if s is None or s.state != RUNNING:
+            s = running.get(step.seq_id)
+            if s is None or s.state is not RUNNING:
                 continue  # cancelled or preempted while the step ran
-            if self._advance(s, step, result, finished):
-                self._kv_used -= s.kv
-                del self._running[step.seq_id]
+            if failed or s.prefilled < s.target or not step.samples:
+                ended = self._advance(s, step, result, finished)  # the general rule
+            else:  # a decode that sampled, nothing failed: _advance's rule, inlined (every sequence, every step)
+                rid = s.rid
+                if rid not in tokens:
+                    self._end(s, FAILED)
+                    ended = True
+                else:
+                    s.generated += 1
+                    produced += 1
+                    ended = rid in finished or s.generated >= s.req.max_tokens
+                    if ended:
+                        self._end(s, COMPLETED)
+            if ended:
+                self._release(s)
                 self._pending_free.append(step.seq_id)
+        self._output_tokens += produced
 
     # ---- completion -----------------------------------------------------------------------------------
     def complete_step(
@@ -612,19 +675,23 @@ class SchedulerCore:
     ) -> None:
         """Report a computed step. `finished`: sequences that reached their end (e.g. EOS) after it; the core
         also ends a sequence at max_tokens. Sequences in result.failed end as failed. Utilization in percent."""
-        _check_util(gpu_utilization)
-        if not isinstance(finished, (set, frozenset)):
+        if gpu_utilization is not None:
+            _check_util(gpu_utilization)
+        if not finished:
+            finished = ()
+        elif not isinstance(finished, (set, frozenset)):
             finished = set(finished)
         self._n["steps"] += 1
         self._busy_s += result.step_s
-        self._note_telemetry(gpu_utilization, memory_usage)
-        if self._strategy.is_static:
+        if gpu_utilization is not None or memory_usage is not None:
+            self._note_telemetry(gpu_utilization, memory_usage)
             batch = self._batch
-            if batch is not None and plan.batch_id == batch.batch_id:
+            if self._static and batch is not None and plan.batch_id == batch.batch_id:
                 if gpu_utilization is not None:
                     batch.gpu.append(gpu_utilization)
                 if memory_usage is not None:
                     batch.mem.append(memory_usage)
+        if self._static:
             self._complete_static(plan, result, finished, now)
         else:
             self._complete_continuous(plan, result, finished)

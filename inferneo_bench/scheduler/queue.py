@@ -13,9 +13,10 @@ prompt-length bucket for coalescing). Within a priority lane keys grow with arri
 deque (O(1) push and pop, and cache-friendly at any depth); a request pushed out of order (a re-queued
 preempted request, or a bucket lane's mix of priorities) goes to the lane's side heap (O(log n)). A heap of
 lane heads (one valid item per lane, updated eagerly, stale items skipped) gives the head of the whole
-queue in O(log lanes). The oldest waiting request is the head of one more lane keyed by arrival. Cancel is
-O(1): the entry is marked dead and skipped when it reaches the front; a lane is compacted when its dead
-entries outnumber its live ones by 1024 (amortised O(1)).
+queue in O(log lanes). The oldest waiting request is the earliest lane head (a priority or FCFS lane is in
+arrival order); bucket lanes mix priorities, so with buckets one more lane keyed by arrival answers it. Cancel
+is O(1): the entry is marked dead and skipped when it reaches the front (dead entries at a lane's front are
+dropped at once); a lane is compacted when its dead entries outnumber its live ones by 1024 (amortised O(1)).
 """
 
 from __future__ import annotations
@@ -118,6 +119,10 @@ class _Lane:
     def note_dead(self) -> None:
         self.live -= 1
         self.dead += 1
+        dq = self.dq
+        while dq and not dq[0][3].alive:  # dead at the front (the oldest left first, the usual case): drop now
+            dq.popleft()
+            self.dead -= 1
         if self.dead > self.live + _COMPACT_SLACK:
             self.dq = deque(x for x in self.dq if x[3].alive)
             self.side = [x for x in self.side if x[3].alive]
@@ -132,7 +137,7 @@ class WaitingQueue:
         self._by_id: dict[str, Entry] = {}
         self._seq = 0
         self.tokens = 0  # sum of prompt tokens waiting
-        self._arrival = _Lane()  # items (arrival_s, 0.0, seq, entry)
+        self._arrival = _Lane()  # bucket mode only: items (arrival_s, 0.0, seq, entry), for oldest()
         self._lanes: dict[int, _Lane] = {}
         self._heads: list[tuple] = []  # heap of lane-head items; an item is valid while _head[lane] is it
         self._head: dict[int, tuple] = {}
@@ -165,6 +170,11 @@ class WaitingQueue:
     def __len__(self) -> int:
         return len(self._by_id)
 
+    @property
+    def by_id(self) -> dict[str, Entry]:
+        """The waiting entries by request id (read-only for callers; the same dict for the queue's life)."""
+        return self._by_id
+
     def __contains__(self, request_id: str) -> bool:
         return request_id in self._by_id
 
@@ -177,7 +187,8 @@ class WaitingQueue:
         entry = Entry(req, k1, k2, seq)
         entry.payload = payload
         self._by_id[req.request_id] = entry
-        self._arrival.push((req.arrival_s, 0.0, seq, entry))
+        if self.bucket_width is not None:
+            self._arrival.push((req.arrival_s, 0.0, seq, entry))
         self.tokens += req.prompt_tokens
         self._file(entry)
         return entry
@@ -223,8 +234,8 @@ class WaitingQueue:
         req = entry.req
         del self._by_id[req.request_id]
         self.tokens -= req.prompt_tokens
-        self._arrival.note_dead()
         if self.bucket_width is not None:
+            self._arrival.note_dead()
             self._bucket_tokens[lane_id] -= req.prompt_tokens
         if lane.live == 0:
             self._drop_lane(lane_id)
@@ -240,11 +251,11 @@ class WaitingQueue:
         req = entry.req
         del self._by_id[request_id]
         self.tokens -= req.prompt_tokens
-        self._arrival.note_dead()
         lane_id = entry.lane
         lane = self._lanes[lane_id]
         lane.note_dead()
         if self.bucket_width is not None:
+            self._arrival.note_dead()
             self._bucket_tokens[lane_id] -= req.prompt_tokens
         if lane.live == 0:
             self._drop_lane(lane_id)
@@ -279,9 +290,15 @@ class WaitingQueue:
         members: list[Entry] = []
         lp = lm = 0
         stop = "request_cap"
+        head_of = self._head
         while len(members) < cap:
-            item = self._head_item()
-            if item is None:
+            heads = self._heads  # re-read: a pop may rebuild the heap (see _set_head)
+            while heads:  # _head_item, inlined: the best valid lane head
+                item = heads[0]
+                if head_of.get(item[3].lane) is item:
+                    break
+                heapq.heappop(heads)
+            else:
                 stop = "exhausted"
                 break
             req = item[3].req
@@ -337,8 +354,22 @@ class WaitingQueue:
         return out
 
     def oldest(self) -> Entry | None:
-        item = self._arrival.head()
-        return None if item is None else item[3]
+        """The waiting request that arrived first (ties: queued first). Priority and FCFS lanes are each in
+        arrival order (one priority per lane), so it is the earliest of the lane heads: O(lanes), lanes <= 10,
+        and no second structure to keep up. Prompt-length buckets mix priorities: an arrival-ordered lane."""
+        if self.bucket_width is not None:
+            item = self._arrival.head()
+            return None if item is None else item[3]
+        best: Entry | None = None
+        for item in self._head.values():
+            e = item[3]
+            if (
+                best is None
+                or e.req.arrival_s < best.req.arrival_s
+                or (e.req.arrival_s == best.req.arrival_s and e.seq < best.seq)
+            ):
+                best = e
+        return best
 
     def entries(self) -> Iterator[Entry]:
         return iter(self._by_id.values())
@@ -350,9 +381,13 @@ class WaitingQueue:
             return
         self.bucket_width = width
         self._lanes, self._heads, self._head, self._bucket_tokens, self._nonempty = {}, [], {}, {}, []
+        self._arrival = _Lane()
         for entry in sorted(self._by_id.values(), key=lambda e: e.key):
             entry.bucket = None
             self._file(entry)
+        if width is not None:
+            for entry in sorted(self._by_id.values(), key=lambda e: (e.req.arrival_s, e.seq)):
+                self._arrival.push((entry.req.arrival_s, 0.0, entry.seq, entry))
 
     def bucket_of(self, prompt_tokens: int) -> int:
         assert self.bucket_width is not None

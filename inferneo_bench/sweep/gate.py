@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from inferneo_bench.errors import UserError
@@ -18,11 +19,14 @@ CAPACITY_METRICS = {"capacity_rps": "higher", "capacity_output_tps": "higher"}
 
 
 class _Side:
-    """regress.Series' surface that compare_series reads: strategy, label and values(metric)."""
+    """regress.Series' surface that compare_series reads: strategy, label, values(metric), deterministic (the
+    simulator: identical repeats compare exactly) and runs[0].summary (read when a side has no value)."""
 
-    def __init__(self, strategy: str, label: str | None, capacities: list[float | None], tps: list[float | None]):
+    def __init__(self, strategy: str, label: str | None, capacities: list[Any], tps: list[Any], engine: str):
         self.strategy, self.label = strategy, label
         self._values = {"capacity_rps": capacities, "capacity_output_tps": tps}
+        self.deterministic = engine == "sim"
+        self.runs = [SimpleNamespace(summary={})]
 
     def values(self, metric: str) -> list[Any]:
         return list(self._values[metric])
@@ -36,8 +40,9 @@ def _sides(paths: Sequence[str | Path], side: str) -> tuple[dict[tuple[str, str 
     except UserError as exc:
         raise UserError(f"{side}: {exc}; capacity_rps needs sweeps (`inferneo-bench sweep`) on both sides") from None
     report = build(points)
+    engine = str(report.context.get("engine"))
     out = {
-        (s.strategy, s.label): _Side(s.strategy, s.label, s.capacities, [r.output_tps for r in s.repeats])
+        (s.strategy, s.label): _Side(s.strategy, s.label, s.capacities, [r.output_tps for r in s.repeats], engine)
         for s in report.strategies
     }
     return out, {**report.context, "slo": report.slo, "target": report.target}
@@ -69,7 +74,11 @@ def capacity_comparisons(
         if c is None:
             notes.append(f"{b.strategy}: only in the baseline sweep; capacity not checked")
             continue
-        out += [compare_series(b, c, spec, settings) for spec in specs]  # type: ignore[arg-type]
+        for spec in specs:
+            row = compare_series(b, c, spec, settings)  # type: ignore[arg-type]
+            if "none in any current trial" in row.reason:
+                row.reason = f"{spec.name}: the current sweep found no capacity (the SLO failed at every rate)"
+            out.append(row)
     for key, c in cur.items():
         if key not in base:
             notes.append(f"{c.strategy}: only in the current sweep; capacity not checked")

@@ -30,7 +30,7 @@ KEPT = (
     "mean_batch_size",
     "offered_rate",
     "served_rate",
-    "queue_growth_rate",
+    "queue_delay_slope",
 )
 
 
@@ -61,7 +61,7 @@ class Point:
     measured: int
     figures: dict[str, Any]  # KEPT summary keys
     batch_closed_by: dict[str, float] | None
-    schedule_digest: str | None
+    schedule_digest: int | None
     config: dict[str, Any]
     context: dict[str, Any] = field(default_factory=dict)  # base workload, model, engine, device type
 

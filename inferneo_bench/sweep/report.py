@@ -105,13 +105,13 @@ class SweepReport:
 
 
 def load_points(paths: Sequence[str | Path]) -> tuple[list[Point], list[str]]:
-    """Every sweep point under `paths` (results.find_result_files + results.load), one file at a time: each
+    """Every sweep point under `paths` (results.find_result_files + results.load_summary), one at a time: each
     result is reduced to its Point before the next is read. Result files that are no sweep point are noted."""
     from inferneo_bench import results
 
     points, notes = [], []
     for path in results.find_result_files(list(paths)):
-        result = results.load(path)
+        result = results.load_summary(path)  # result.json only: the point's figures, not its tables
         if result.run.sweep is None:
             notes.append(f"{path}: not a sweep point (a plain run); left out of the sweep report")
             continue
@@ -125,12 +125,12 @@ def load_points(paths: Sequence[str | Path]) -> tuple[list[Point], list[str]]:
 
 def is_sweep(paths: Sequence[str | Path]) -> bool:
     """True when the paths name a sweep folder (it holds the sweep.json the sweep writes) or point files of
-    one (OUT/<run-id>/<strategy>/rate-<R>.json); decided without reading any result file."""
+    one (OUT/<run-id>/<strategy>/rate-<R>/); decided without reading any result file."""
     for raw in paths:
         p = Path(raw)
-        folder = p if p.is_dir() else p.parent.parent
-        if (folder / "sweep.json").is_file():
-            return True
+        for folder in (p, p.parent, p.parent.parent, p.parent.parent.parent):  # the sweep, a point, its files
+            if folder.is_dir() and (folder / "sweep.json").is_file():
+                return True
     return False
 
 

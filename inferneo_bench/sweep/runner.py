@@ -78,78 +78,107 @@ def run_sweep(options: SweepOptions, console: Any = None) -> SweepOutcome:
 
 def _run_parallel(options: SweepOptions, console: Any) -> SweepOutcome:
     """One process per strategy (at most `jobs` at once), each a serial sweep of its strategy into the same
-    folder; the points are then read back from the saved files, as `sweep --report` would."""
+    folder (which this process owns: created, locked, cleared with --overwrite); the points are then read back
+    from the saved files, as `sweep --report` would."""
     import dataclasses
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    from inferneo_bench.runner.session import new_run_id
+    from inferneo_bench.runner.rundir import RunDir
+    from inferneo_bench.runner.session import check_options, new_run_id
     from inferneo_bench.sweep.report import load_points
 
     if options.run.engine != "sim":
         raise UserError("--jobs N runs points in parallel, which only the simulated engine (--engine sim) allows")
-    if not options.run.slo:
-        raise UserError("sweep needs --slo, e.g. --slo ttft_ms=2000,tpot_ms=100: capacity is the load that meets it")
-    check_settings(options.settings)
+    _check(options)
+    check_options(options.run)
     run = dataclasses.replace(options.run, run_id=options.run.run_id or new_run_id())
-    folder = run.out / run.run_id
     jobs = [dataclasses.replace(options, run=dataclasses.replace(run, strategies=[s]), jobs=1) for s in run.strategies]
     notes: list[str] = []
     interrupted = False
-    context = multiprocessing.get_context("spawn")  # no fork: torch and threads in the parent
-    with ProcessPoolExecutor(max_workers=options.jobs, mp_context=context) as pool:
-        futures = [pool.submit(_serial_quiet, job) for job in jobs]
-        try:
-            for strategy, future in zip(run.strategies, futures, strict=True):
-                outcome = future.result()
-                interrupted |= outcome.interrupted
-                notes += [n for n in outcome.notes if n not in notes]
-                if console is not None:
-                    console.print(f"{strategy}: {len(outcome.points)} points")
-        except KeyboardInterrupt:
-            interrupted = True
-            for future in futures:
-                future.cancel()
-    points, _ = load_points([folder])
+    with RunDir(run.out, run.run_id, run.overwrite) as rundir:
+        folder = rundir.open()
+        context = multiprocessing.get_context("spawn")  # no fork: torch and threads in the parent
+        with ProcessPoolExecutor(max_workers=options.jobs, mp_context=context) as pool:
+            futures = [pool.submit(_serial_in_worker, job) for job in jobs]
+            try:
+                for strategy, future in zip(run.strategies, futures, strict=True):
+                    outcome = future.result()
+                    interrupted |= outcome.interrupted
+                    notes += [n for n in outcome.notes if n not in notes]
+                    if console is not None:
+                        console.print(f"{strategy}: {len(outcome.points)} points")
+            except KeyboardInterrupt:
+                interrupted = True
+                for future in futures:
+                    future.cancel()
+        points, _ = load_points([folder])
     return SweepOutcome(folder, points, interrupted, notes)
 
 
-def _serial_quiet(options: SweepOptions) -> SweepOutcome:
-    return _run_serial(options, None)
+def _serial_in_worker(options: SweepOptions) -> SweepOutcome:
+    """A worker of --jobs: its strategy's points into the folder the parent owns."""
+    return _run_serial(options, None, own_folder=False)
 
 
-def _run_serial(options: SweepOptions, console: Any = None) -> SweepOutcome:
+def _check(options: SweepOptions) -> None:
+    if not options.run.slo:
+        raise UserError("sweep needs --slo, e.g. --slo ttft_ms=2000,tpot_ms=100: capacity is the load that meets it")
+    check_settings(options.settings)
+
+
+def _run_serial(options: SweepOptions, console: Any = None, own_folder: bool = True) -> SweepOutcome:
+    """The sweep in this process, with the run path's machinery: the run folder (created, locked, cleared with
+    --overwrite), signals (the first Ctrl-C or SIGTERM stops the point in progress between steps; it is saved
+    with status interrupted and the sweep ends), one engine built and warmed up once."""
     from inferneo_bench.environment import capture
     from inferneo_bench.runner.progress import ReplayProgress
+    from inferneo_bench.runner.rundir import RunDir
     from inferneo_bench.runner.session import (
         build_engine,
+        check_options,
         load_session_workload,
         new_run_id,
         run_trial,
         scheduler_config,
         warm_up,
     )
+    from inferneo_bench.runner.signals import Interrupts
 
     run = options.run
-    if not run.slo:
-        raise UserError("sweep needs --slo, e.g. --slo ttft_ms=2000,tpot_ms=100: capacity is the load that meets it")
-    check_settings(options.settings)
+    _check(options)
+    check_options(run)
     settings = options.settings
-    base = scheduler_config(run.config, {})
-    engine = build_engine(run, base.max_num_seqs)
-    try:
-        workload, context = load_session_workload(run, engine.max_model_len)
-        rate0 = base_rate(workload)
-        notes = _rejection_note(context, len(workload.requests), settings.attainment)
-        warm_up(engine)
-        environment = capture()
-        run_id = run.run_id or new_run_id()
-        folder = run.out / run_id
+    run_id = run.run_id or new_run_id()
+    folder = run.out / run_id
+    points: list[Point] = []
+    notes: list[str] = []
+    interrupts = Interrupts()
+    with interrupts.installed(), RunDir(run.out, run_id, run.overwrite) as rundir:
+        try:  # until the first point starts, a stop signal raises KeyboardInterrupt: nothing measured
+            if own_folder:
+                rundir.open()
+            engine = build_engine(run, scheduler_config(run.config, {}).max_num_seqs)
+        except KeyboardInterrupt:
+            return SweepOutcome(folder, points, True, notes)
+        try:
+            workload, context = load_session_workload(run, engine.max_model_len)
+            rate0 = base_rate(workload)
+            notes += _rejection_note(context, len(workload.requests), settings.attainment)
+            warm_up(engine)
+            environment = capture(torch_runtime=run.engine == "torch")
+        except KeyboardInterrupt:
+            engine.close()
+            return SweepOutcome(folder, points, True, notes)
+        except BaseException:
+            engine.close()
+            raise
         base_hash = workload.content_hash
-        points: list[Point] = []
         repeats: list[int | None] = [None] if run.repeat == 1 else list(range(1, run.repeat + 1))
 
         def measure(strategy: str, repeat: int | None, rate: float | None, phase: str, index: int) -> Point:
+            if interrupts.requested:
+                raise _Interrupted
             replayed = all_at_once(workload) if rate is None else at_rate(workload, rate)
             where = "all at once" if rate is None else f"{rate:g} req/s"
             title = f"{strategy} {where}" + (f" trial {repeat}" if repeat else "") + f" (point {index})"
@@ -173,14 +202,16 @@ def _run_serial(options: SweepOptions, console: Any = None) -> SweepOutcome:
                     engine=engine,
                     environment=environment,
                     on_progress=progress.update,
+                    interrupts=interrupts,
+                    on_replayed=progress.close,
                     name=f"{strategy}/{Path(point_file(rate, repeat)).stem}",
                     sweep=sweep,
                 )
-            point = Point.from_result(outcome.result, outcome.path)
-            interrupted = outcome.result.run.status == "interrupted"
-            del outcome, replayed  # release the point's records before the next one
+            point = Point.from_result(outcome.result, outcome.path)  # (the result's records are released)
+            stopped = outcome.result.run.status == "interrupted"
+            del outcome, replayed
             points.append(point)
-            if interrupted:
+            if stopped:
                 raise _Interrupted
             return point
 
@@ -198,14 +229,15 @@ def _run_serial(options: SweepOptions, console: Any = None) -> SweepOutcome:
             search(lambda rate, phase: measure(strategy, repeat, rate, phase, next(count)).passed, ceiling, settings)
 
         try:
-            for strategy in run.strategies:
-                for repeat in repeats:
-                    one(strategy, repeat)
+            with interrupts.deferred():  # from here on a signal only asks the replay loop to stop
+                for strategy in run.strategies:
+                    for repeat in repeats:
+                        one(strategy, repeat)
         except _Interrupted:
             return SweepOutcome(folder, points, True, notes)
-        return SweepOutcome(folder, points, False, notes)
-    finally:
-        engine.close()
+        finally:
+            engine.close()
+        return SweepOutcome(folder, points, interrupts.requested, notes)
 
 
 def _rejection_note(context: Any, total: int, target: float) -> list[str]:

@@ -21,11 +21,12 @@ from typing import Any
 import numpy as np
 import yaml
 
-from inferneo_bench.errors import UserError
+from inferneo_bench import validation
+from inferneo_bench.errors import UserError, did_you_mean
 from inferneo_bench.workload import synthetic
 from inferneo_bench.workload.replay import CONTEXT_POLICIES, apply_replay
 from inferneo_bench.workload.spec import Workload, build_requests
-from inferneo_bench.workload.traces import TraceData, read_trace
+from inferneo_bench.workload.traces import Stop, TraceData, read_trace
 
 WORKLOADS_ENV = "INFERNEO_BENCH_WORKLOADS"
 SPEC_KEYS = {"name", "description", "source", "seed", "synthetic", "trace", "replay"}
@@ -47,6 +48,21 @@ OVERRIDES = (
     "context_policy",
 )
 DEFAULT_LENGTHS_ARRIVAL = {"process": "poisson", "rate": 1.0}
+MAX_SPEC_BYTES = 1 << 20  # a workload spec is a page of YAML; large data belongs in a trace file
+
+
+class _SpecLoader(yaml.SafeLoader):
+    """safe_load without aliases: `*name` references let a few lines of YAML expand to gigabytes (an "alias
+    bomb"); a workload spec never needs them."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise UserError(
+                f"{self.name}:{mark.line + 1}: YAML aliases (*name) are not allowed in a workload spec (they can "
+                "expand without bound); write the value out"
+            )
+        return super().compose_node(parent, index)
 
 
 def workloads_dir() -> Path:
@@ -78,7 +94,8 @@ def resolve(name_or_path: str | Path) -> Path:
     if path.is_dir():
         raise UserError(f"{path}: is a directory; give a workload name, a spec YAML or a trace file")
     names = ", ".join(available()) or f"none found in {workloads_dir()}"
-    raise UserError(f"unknown workload {text!r}: not a shipped name ({names}) nor an existing file")
+    hint = did_you_mean(text, available())
+    raise UserError(f"unknown workload {text!r}{hint}: not a shipped name ({names}) nor an existing file")
 
 
 def load_workload(name_or_path: str | Path, **overrides: Any) -> Workload:
@@ -96,11 +113,28 @@ def load_workload(name_or_path: str | Path, **overrides: Any) -> Workload:
 
 def _read_spec(path: Path) -> dict[str, Any]:
     try:
-        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+        size = path.stat().st_size
+        if size > MAX_SPEC_BYTES:
+            raise UserError(
+                f"{path}: {validation.human_bytes(size)} is far too large for a workload spec (at most "
+                f"{validation.human_bytes(MAX_SPEC_BYTES)}); put request data in a trace file"
+            )
+        text = path.read_text(encoding="utf-8")
+        loader = _SpecLoader(text)
+        loader.name = str(path)
+        try:
+            spec = loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
-        raise UserError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        problem = str(getattr(exc, "problem", None) or "syntax error")[:80]
+        raise UserError(f"{path}{line}: not valid YAML ({problem})") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text (byte {exc.start}); is this a workload spec?") from None
+    except RecursionError:
+        raise UserError(f"{path}: YAML nested too deeply to be a workload spec") from None
     except OSError as exc:
         raise UserError(f"{path}: cannot read ({exc.strerror})") from None
     if not isinstance(spec, dict):
@@ -126,9 +160,7 @@ def _read_spec(path: Path) -> dict[str, Any]:
 
 def _build(spec: dict[str, Any], path: Path, opts: dict[str, Any], path_is_trace: bool) -> Workload:
     base = path.parent
-    seed = opts.get("seed", spec.get("seed", 0))
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise UserError(f"{path}: seed must be an integer, got {seed!r}")
+    seed = validation.seed(opts.get("seed", spec.get("seed", 0)), f"{path}: seed")
     replay = dict(spec.get("replay") or {})
     for key in ("duration_s", "start_s", "max_requests", "time_scale", "length_scale", "context_policy"):
         if key in opts:
@@ -193,7 +225,10 @@ def _synthetic(
     empirical = _empirical(block, base)
     if empirical is not None:
         generated["empirical_lengths"] = empirical[1]
-    cols = synthetic.generate_columns(block, seed, empirical[0] if empirical else None)
+    try:
+        cols = synthetic.generate_columns(block, seed, empirical[0] if empirical else None)
+    except UserError as exc:  # name the spec file: the generator only knows the field
+        raise UserError(f"{path}: {exc}") from None
     generated["arrival"] = dict(block.get("arrival") or {"process": "poisson", "rate": 1.0})
     return cols, "synthetic", {}, {}
 
@@ -219,6 +254,19 @@ def _relative(base: Path, rel: str) -> Path:
     return p if p.is_absolute() else base / p
 
 
+def _stop(replay: dict[str, Any]) -> Stop:
+    """How much of a trace the replay controls keep, so the reader stops there (values checked here, once).
+    For length-only data (arrivals generated later) only the count stops the reader."""
+    start, duration, limit = replay.get("start_s"), replay.get("duration_s"), replay.get("max_requests")
+    if start is not None:
+        start = validation.non_negative(start, "replay: start_s")
+    if duration is not None:
+        duration = validation.positive(duration, "replay: duration_s")
+    if limit is not None:
+        limit = validation.count(limit, "replay: max_requests")
+    return Stop(limit, start, duration)
+
+
 def _trace(
     block: Mapping[str, Any],
     base: Path,
@@ -229,16 +277,19 @@ def _trace(
 ) -> tuple[TraceData, str, dict[str, Any], dict[str, int]]:
     if "path" not in block:
         raise UserError("trace: missing 'path'")
-    file = _relative(base, str(block["path"]))
+    if not isinstance(block["path"], str):
+        raise UserError(f"trace: 'path' must be a file path, got {validation.excerpt(block['path'])}")
+    file = _relative(base, block["path"])
+    if "num_requests" in opts:
+        replay["max_requests"] = opts["num_requests"]
     data = read_trace(
         file,
         opts.get("format", block.get("format")),
         skip_bad_rows=bool(opts.get("skip_bad_rows", block.get("skip_bad_rows", False))),
         model_filter=opts.get("model_filter", block.get("model_filter")),
         on_unsorted=opts.get("on_unsorted", block.get("on_unsorted", "sort")),
+        stop=_stop(replay),
     )
-    if "num_requests" in opts:
-        replay["max_requests"] = opts["num_requests"]
     rng = np.random.default_rng(seed)
     if data.arrival_s is None:  # length-only: arrivals from a synthetic process, in file order
         arrival = dict(block.get("arrival") or DEFAULT_LENGTHS_ARRIVAL)

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from inferneo_bench import validation
 from inferneo_bench.errors import UserError
 from inferneo_bench.workload.spec import MAX_PRIORITY, MIN_PRIORITY, RequestSpec, build_requests
 from inferneo_bench.workload.traces import TraceData
@@ -33,19 +34,33 @@ _ARRIVAL_KEYS = {
     "onoff": {"process", "rate", "on_s", "off_s"},
 }
 LENGTH_DISTS = ("fixed", "uniform", "normal", "lognormal", "empirical")
+# Measured: generating 10^7 requests (columns, then RequestSpecs) peaks at 2.8 GB, ~280 B a request.
+GENERATE_BYTES_PER_REQUEST = 300
 
 
-def _num(spec: Mapping[str, Any], key: str, what: str, *, default: float | None = None, positive: bool = True) -> float:
+def _num(
+    spec: Mapping[str, Any],
+    key: str,
+    what: str,
+    *,
+    default: float | None = None,
+    positive: bool = True,
+    maximum: float | None = None,
+) -> float:
     value = spec.get(key, default)
     if value is None:
         raise UserError(f"{what}: missing '{key}'")
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise UserError(f"{what}: '{key}' must be a number, got {value!r}")
-    if positive and not value > 0:
-        raise UserError(f"{what}: '{key}' must be > 0, got {value!r}")
-    if not np.isfinite(value):
-        raise UserError(f"{what}: '{key}' must be finite, got {value!r}")
-    return float(value)
+    if positive:
+        return float(validation.number(value, f"{what}: '{key}'", above=0, maximum=maximum))
+    return float(validation.number(value, f"{what}: '{key}'", maximum=maximum))
+
+
+def _tokens(spec: Mapping[str, Any], key: str, what: str, default: int | None = None) -> int:
+    """A token-count field of a length spec: a whole number in 1..MAX_TOKENS."""
+    value = spec.get(key, default)
+    if value is None:
+        raise UserError(f"{what}: missing '{key}'")
+    return validation.tokens(value, f"{what}: '{key}'")
 
 
 def _check_keys(spec: Mapping[str, Any], allowed: set[str], what: str) -> None:
@@ -102,32 +117,38 @@ def lengths(
     bounds = {"min", "max"}
     if dist == "fixed":
         _check_keys(spec, {"dist", "value"}, where)
-        values = np.full(n, _num(spec, "value", where))
+        values = np.full(n, _tokens(spec, "value", where))
     elif dist == "uniform":
         _check_keys(spec, {"dist"} | bounds, where)
-        lo, hi = int(_num(spec, "min", where)), int(_num(spec, "max", where))
+        lo, hi = _tokens(spec, "min", where), _tokens(spec, "max", where)
         if hi < lo:
             raise UserError(f"{where}: max {hi} < min {lo}")
         values = rng.integers(lo, hi + 1, size=n)
     elif dist == "normal":
         _check_keys(spec, {"dist", "mean", "std"} | bounds, where)
-        values = rng.normal(_num(spec, "mean", where), _num(spec, "std", where, positive=False), size=n)
+        limit = float(validation.MAX_TOKENS)
+        values = rng.normal(
+            _num(spec, "mean", where, maximum=limit), _num(spec, "std", where, positive=False, maximum=limit), size=n
+        )
     elif dist == "lognormal":
         # Given the mean and std of the lengths themselves (not of their log): sigma^2 = ln(1 + cv^2).
         _check_keys(spec, {"dist", "mean", "std", "mu", "sigma"} | bounds, where)
+        limit = float(validation.MAX_TOKENS)
         if "mu" in spec:
-            mu, sigma = float(spec["mu"]), _num(spec, "sigma", where, positive=False)
+            mu = _num(spec, "mu", where, positive=False, maximum=float(np.log(limit)))
+            sigma = _num(spec, "sigma", where, positive=False, maximum=10.0)
         else:
-            mean, std = _num(spec, "mean", where), _num(spec, "std", where)
+            mean, std = _num(spec, "mean", where, maximum=limit), _num(spec, "std", where, maximum=limit)
             sigma = float(np.sqrt(np.log1p((std / mean) ** 2)))
             mu = float(np.log(mean) - sigma**2 / 2)
         values = rng.lognormal(mu, sigma, size=n)
     elif dist == "empirical":
         _check_keys(spec, {"dist", "path", "column", "values"} | bounds, where)
         if "values" in spec:
-            pool = np.asarray(spec["values"], dtype=np.float64)
-            if pool.size == 0:
-                raise UserError(f"{where}: 'values' is empty")
+            raw = spec["values"]
+            if not isinstance(raw, list) or not raw:
+                raise UserError(f"{where}: 'values' must be a non-empty list of token counts")
+            pool = np.asarray([validation.tokens(v, f"{where}: 'values'") for v in raw], dtype=np.float64)
             values = pool[rng.integers(0, pool.size, size=n)]
         else:
             if empirical is None or empirical_index is None:
@@ -138,10 +159,15 @@ def lengths(
             values = empirical[column][empirical_index]
     else:
         raise UserError(f"{what}: unknown length distribution {dist!r}; supported: {', '.join(LENGTH_DISTS)}")
-    lo = int(spec.get("min", 1))
-    hi = spec.get("max")
+    lo = _tokens(spec, "min", where, default=1)
+    hi = _tokens(spec, "max", where) if spec.get("max") is not None else None
     values = np.rint(values)
     values = np.clip(values, max(lo, 1), hi if hi is not None else None)
+    if values.size and not values.max() <= validation.MAX_TOKENS:  # a long lognormal tail, say
+        raise UserError(
+            f"{where}: draws lengths up to {values.max():.3g} tokens, above the {validation.MAX_TOKENS:,} limit; "
+            "set 'max'"
+        )
     return values.astype(np.int64)
 
 
@@ -189,7 +215,12 @@ def generate_columns(
     _check_keys(spec, SYNTHETIC_KEYS, "synthetic")
     n = spec.get("num_requests")
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise UserError(f"synthetic: 'num_requests' must be an integer >= 1, got {n!r}")
+        raise UserError(f"synthetic: 'num_requests' must be an integer >= 1, got {validation.excerpt(n)}")
+    validation.check_memory(
+        n * GENERATE_BYTES_PER_REQUEST,
+        f"synthetic: generating num_requests {n:,}",
+        "use fewer requests (--num-requests)",
+    )
     rng = np.random.default_rng(seed)
     arrival = arrivals(spec.get("arrival", {"process": "poisson", "rate": 1.0}), n, rng)
     index = None

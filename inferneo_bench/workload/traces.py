@@ -8,6 +8,13 @@ is reported as `file:line: column 'X': ...`. Common rules, applied to every form
 - timestamps that go backwards are repaired by a stable sort (ties keep file order) and counted in
   `stats["reordered"]`, or refused with `on_unsorted="error"`;
 - timed traces are rebased so the first request arrives at 0 (the project JSONL keeps its times).
+
+Files are streamed line by line (a line longer than 1 MiB is refused: no trace row is that long), and with a
+limit (`--num-requests`, `--duration`: `Stop`) the reader stops at the first row it does not need, so a
+multi-gigabyte trace costs what the requests kept cost. Rows are then taken in file order: a row out of order
+beyond the stop point is not seen (the rows read are still sorted). Values enter through the validation
+layer's rules: token counts are whole numbers in 1..1,000,000,000, times finite, priorities in range; error
+messages quote at most a short, sanitised excerpt of a cell.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from inferneo_bench.errors import UserError, where
+from inferneo_bench.validation import MAX_TOKENS, excerpt
 from inferneo_bench.workload.spec import MAX_PRIORITY, MIN_PRIORITY
 
 FORMATS = ("azure", "burstgpt", "mooncake", "lengths", "splitwise", "jsonl")
@@ -46,6 +54,17 @@ JSONL_FIELDS = (
     "prefix_block_ids",
 )
 MOONCAKE_BLOCK_TOKENS = 512
+MAX_LINE_CHARS = 1 << 20  # no trace row is anywhere near this long; a longer line is corruption
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Where a reader may stop: after `max_rows` kept rows at or after `start_s`, or at the first row at or
+    after `start_s + duration_s` (times relative to the first row kept)."""
+
+    max_rows: int | None = None
+    start_s: float | None = None
+    duration_s: float | None = None
 
 
 @dataclass
@@ -85,36 +104,54 @@ def _aliases() -> str:
     return ", ".join(f"{a}={f}" for a, f in ALIASES.items())
 
 
-def _read_lines(path: Path) -> list[str]:
-    """Lines without their terminators (LF or CRLF; a missing final newline is fine); BOM dropped."""
+def _open_text(path: Path) -> Any:
     try:
-        data = path.read_bytes()
+        return path.open("r", encoding="utf-8-sig", newline="")
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise UserError(f"{path}: is a directory, not a trace file") from None
     except OSError as exc:
         raise UserError(f"{path}: cannot read ({exc.strerror})") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: not UTF-8 text (byte {exc.start}); is this a trace file?") from None
-    lines = text.split("\n")
-    if any(line.endswith("\r") for line in lines):
-        lines = [line.rstrip("\r") for line in lines]
-    return lines
 
 
-def detect_format(path: Path, lines: list[str]) -> str:
-    """The format from the header (CSV) or first record (JSONL)."""
-    first = next((line for line in lines if line.strip()), None)
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, line without its terminator), streamed; BOM dropped; LF, CRLF or CR line ends."""
+    with _open_text(path) as fh:
+        lineno = 0
+        while True:
+            try:
+                line = fh.readline(MAX_LINE_CHARS + 1)
+            except UnicodeDecodeError as exc:
+                raise UserError(
+                    f"{where(path, lineno + 1)}: not UTF-8 text (byte {exc.start}); is this a trace file?"
+                ) from None
+            except OSError as exc:
+                raise UserError(f"{path}: cannot read ({exc.strerror})") from None
+            if not line:
+                return
+            lineno += 1
+            if len(line) > MAX_LINE_CHARS:
+                raise UserError(
+                    f"{where(path, lineno)}: a line longer than {MAX_LINE_CHARS:,} characters; no trace row is that "
+                    "long: the file is corrupt or not a trace"
+                )
+            yield lineno, line.rstrip("\r\n")
+
+
+def _first_line(path: Path) -> str | None:
+    return next((line for _, line in _lines(path) if line.strip()), None)
+
+
+def detect_format(path: Path, first: str | None) -> str:
+    """The format from the header (CSV) or first record (JSONL): `first` is the first non-blank line."""
     if first is None:
         raise UserError(f"{path}: empty file; no requests to load")
     stripped = first.strip()
     if stripped.startswith("{"):
         try:
             record = json.loads(stripped)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON, absurdly nested, or an integer of thousands of digits
             record = None
         if isinstance(record, dict):
             if record.get("format") == JSONL_HEADER_FORMAT or "arrival_s" in record:
@@ -122,7 +159,10 @@ def detect_format(path: Path, lines: list[str]) -> str:
             if {"timestamp", "input_length", "output_length"} <= set(record):
                 return "mooncake"
     else:
-        columns = {c.strip().lower() for c in next(csv.reader([first]))}
+        try:
+            columns = {c.strip().lower() for c in next(csv.reader([first]))}
+        except csv.Error:
+            columns = set()
         if {"timestamp", "contexttokens", "generatedtokens"} <= columns:
             return "azure"
         if {"timestamp", "request tokens", "response tokens"} <= columns:
@@ -133,7 +173,7 @@ def detect_format(path: Path, lines: list[str]) -> str:
             return "lengths"
     supported = "; ".join(f"{k} ({v})" for k, v in FORMAT_HELP.items())
     raise UserError(
-        f"{path}:1: cannot detect the trace format from {first[:80]!r}; supported: {supported}; "
+        f"{path}: cannot detect the trace format from its first line {excerpt(first)}; supported: {supported}; "
         "pass --format to override"
     )
 
@@ -152,6 +192,8 @@ def _length(column: str, value: str | object, allow_zero: bool = False) -> int:
         raise BadValue(column, value, "negative token count")
     if number == 0 and not allow_zero:
         raise BadValue(column, value, "zero tokens (a request needs >= 1)")
+    if number > MAX_TOKENS:
+        raise BadValue(column, value, f"more than {MAX_TOKENS:,} tokens (no model has such a context)")
     return number
 
 
@@ -168,6 +210,8 @@ def _as_int(column: str, value: object) -> int:
         raise BadValue(column, value, "not a number") from None
     if not as_float.is_integer():
         raise BadValue(column, value, "not a whole number of tokens")
+    if abs(as_float) > MAX_TOKENS:
+        raise BadValue(column, value, f"more than {MAX_TOKENS:,} tokens (no model has such a context)")
     return int(as_float)
 
 
@@ -232,17 +276,43 @@ def parse_datetime_ns(value: str) -> int:
 class _Rows:
     """Collects parsed rows, turning BadValue into the file:line error or a counted skip."""
 
-    def __init__(self, path: Path, fmt: str, skip_bad_rows: bool) -> None:
+    def __init__(self, path: Path, fmt: str, skip_bad_rows: bool, stop: Stop | None = None) -> None:
         self.path, self.fmt, self.skip = path, fmt, skip_bad_rows
         self.lines: list[int] = []
         self.stats: dict[str, int] = {"rows_read": 0, "skipped_bad_rows": 0}
+        self.stop = stop or Stop()
+        self._t0: float | None = None
+        self._in_window = 0
+
+    def past_end(self, lineno: int, t: float | None, scale: float = 1.0) -> bool:
+        """True when the reader needs no more rows: this row (arrival `t` in units of `scale` seconds, None for
+        length-only data) lies beyond the window, or enough rows of the window were kept already. Call before
+        keeping a row. Times are subtracted in their own unit (integer ns stay exact)."""
+        stop = self.stop
+        if stop.max_rows is None and stop.duration_s is None:
+            return False
+        rel = 0.0
+        if t is not None:
+            if self._t0 is None:
+                self._t0 = t
+            rel = (t - self._t0) * scale
+        start = stop.start_s or 0.0
+        done = (stop.duration_s is not None and t is not None and rel >= start + stop.duration_s) or (
+            stop.max_rows is not None and self._in_window >= stop.max_rows
+        )
+        if done:
+            self.stats["stopped_at_line"] = lineno
+            return True
+        if rel >= start:
+            self._in_window += 1
+        return False
 
     def bad(self, lineno: int, exc: BadValue) -> None:
         if self.skip:
             self.stats["skipped_bad_rows"] += 1
             return
         raise UserError(
-            f"{where(self.path, lineno)}: column '{exc.column}': {exc.reason}: {str(exc.value)[:60]!r} "
+            f"{where(self.path, lineno)}: column '{exc.column}': {exc.reason}: {excerpt(str(exc.value))} "
             f"({self.fmt} format); fix the row or pass --skip-bad-rows to skip bad rows"
         )
 
@@ -250,16 +320,39 @@ class _Rows:
         self.stats[key] = self.stats.get(key, 0) + 1
 
 
-def _csv(path: Path, lines: list[str]) -> tuple[dict[str, int], list[str], Iterator[tuple[int, list[str]]]]:
+def _csv(
+    path: Path, lines: Iterator[tuple[int, str]]
+) -> tuple[dict[str, int], list[str], Iterator[tuple[int, list[str]]]]:
     """Header column index (lower-cased, stripped names), header names, and (line number, fields) rows."""
-    start = next(i for i, line in enumerate(lines) if line.strip())
-    header = [c.strip() for c in next(csv.reader([lines[start]]))]
+    current = [0]
+
+    def text() -> Iterator[str]:
+        for lineno, line in lines:
+            current[0] = lineno
+            yield line
+
+    reader = csv.reader(text())
+
+    def next_row() -> list[str] | None:
+        try:
+            return next(reader)
+        except StopIteration:
+            return None
+        except csv.Error as exc:  # e.g. a field over csv's 131,072-character limit
+            raise UserError(
+                f"{where(path, current[0])}: not a CSV row ({str(exc)[:80]}); the file is corrupt"
+            ) from None
+
+    header_fields = next_row()
+    while header_fields is not None and not any(f.strip() for f in header_fields):
+        header_fields = next_row()
+    header = [c.strip() for c in header_fields or []]
     index = {name.lower(): i for i, name in enumerate(header)}
 
     def rows() -> Iterator[tuple[int, list[str]]]:
-        for offset, fields_ in enumerate(csv.reader(lines[start + 1 :])):
+        while (fields_ := next_row()) is not None:
             if fields_ and any(f.strip() for f in fields_):
-                yield start + 2 + offset, fields_
+                yield current[0], fields_
 
     return index, header, rows()
 
@@ -288,14 +381,23 @@ def _datetime_ns(column: str, value: str) -> int:
 
 
 def _parse_columns(
-    path: Path, lines: list[str], rows: _Rows, fmt: str, parsers: Sequence[tuple[str, Callable[[str, str], Any]]]
-) -> list[list[Any]]:
-    """The named columns of every data row, each through its parser (name, raw) -> value; one list per column.
-    A bad value fails the row (error or counted skip, by `rows`)."""
+    path: Path,
+    lines: Iterator[tuple[int, str]],
+    rows: _Rows,
+    fmt: str,
+    parsers: Sequence[tuple[str, Callable[[str, str], Any], str]],
+    seconds: Callable[[list[Any]], float | None] = lambda values: None,
+    scale: float = 1.0,
+) -> list[Any]:
+    """The named columns of every data row, each through its parser (name, raw) -> value, each kept in a compact
+    array of its typecode ('q' int64, 'd' float64). A bad value fails the row (error or counted skip, by `rows`).
+    `seconds(values)`: a row's arrival in seconds, for the stop window."""
+    from array import array
+
     index, header, it = _csv(path, lines)
-    cis = _columns(path, index, header, fmt, *(name for name, _ in parsers))
-    specs = [(name, parse, ci) for (name, parse), ci in zip(parsers, cis, strict=True)]
-    columns: list[list[Any]] = [[] for _ in specs]
+    cis = _columns(path, index, header, fmt, *(name for name, _, _ in parsers))
+    specs = [(name, parse, ci) for (name, parse, _), ci in zip(parsers, cis, strict=True)]
+    columns: list[Any] = [array(code) for _, _, code in parsers]
     for lineno, f in it:
         rows.stats["rows_read"] += 1
         try:
@@ -303,32 +405,38 @@ def _parse_columns(
         except BadValue as exc:
             rows.bad(lineno, exc)
             continue
+        if rows.past_end(lineno, seconds(values), scale):
+            break
         for column, value in zip(columns, values, strict=True):
             column.append(value)
         rows.lines.append(lineno)
     return columns
 
 
-def _relative_seconds(ts: list[float]) -> np.ndarray:
+def _relative_seconds(ts: Sequence[float]) -> np.ndarray:
     arr = np.asarray(ts, dtype=np.float64)
     return arr - arr.min() if len(arr) else arr
 
 
-def _read_azure(path: Path, lines: list[str], rows: _Rows, **_: Any) -> dict[str, Any]:
+def _read_azure(path: Path, lines: Iterator[tuple[int, str]], rows: _Rows, **_: Any) -> dict[str, Any]:
     ts, prompt, output = _parse_columns(
         path,
         lines,
         rows,
         "azure",
-        [("TIMESTAMP", _datetime_ns), ("ContextTokens", _length), ("GeneratedTokens", _length)],
+        [("TIMESTAMP", _datetime_ns, "q"), ("ContextTokens", _length, "q"), ("GeneratedTokens", _length, "q")],
+        lambda values: values[0],
+        1e-9,
     )
-    arr = np.asarray(ts, dtype=np.int64)  # integer nanoseconds: exact differences (4.314579 s, not 4.3145789...)
+    arr = (
+        np.frombuffer(ts, dtype=np.int64) if len(ts) else np.zeros(0, dtype=np.int64)
+    )  # integer nanoseconds: exact differences (4.314579 s, not 4.3145789...)
     arrival = (arr - arr.min()).astype(np.float64) / 1e9 if len(arr) else np.zeros(0)
     return {"arrival_s": arrival, "prompt_tokens": prompt, "output_tokens": output}
 
 
 def _read_burstgpt(
-    path: Path, lines: list[str], rows: _Rows, model_filter: str | None = None, **_: Any
+    path: Path, lines: Iterator[tuple[int, str]], rows: _Rows, model_filter: str | None = None, **_: Any
 ) -> dict[str, Any]:
     index, header, it = _csv(path, lines)
     names = ("Timestamp", "Request tokens", "Response tokens")
@@ -359,6 +467,8 @@ def _read_burstgpt(
         if p == 0:
             rows.count("dropped_zero_prompt")
             continue
+        if rows.past_end(lineno, t):
+            break
         ts.append(t)
         prompt.append(p)
         output.append(o)
@@ -366,34 +476,40 @@ def _read_burstgpt(
     return {"arrival_s": _relative_seconds(ts), "prompt_tokens": prompt, "output_tokens": output}
 
 
-def _read_lengths(path: Path, lines: list[str], rows: _Rows, **_: Any) -> dict[str, Any]:
+def _read_lengths(path: Path, lines: Iterator[tuple[int, str]], rows: _Rows, **_: Any) -> dict[str, Any]:
     prompt, output = _parse_columns(
-        path, lines, rows, "lengths", [("num_prefill_tokens", _length), ("num_decode_tokens", _length)]
+        path, lines, rows, "lengths", [("num_prefill_tokens", _length, "q"), ("num_decode_tokens", _length, "q")]
     )
     return {"arrival_s": None, "prompt_tokens": prompt, "output_tokens": output}
 
 
-def _read_splitwise(path: Path, lines: list[str], rows: _Rows, **_: Any) -> dict[str, Any]:
+def _read_splitwise(path: Path, lines: Iterator[tuple[int, str]], rows: _Rows, **_: Any) -> dict[str, Any]:
     ts, prompt, output = _parse_columns(
         path,
         lines,
         rows,
         "splitwise",
-        [("arrived_at", _seconds), ("num_prefill_tokens", _length), ("num_decode_tokens", _length)],
+        [("arrived_at", _seconds, "d"), ("num_prefill_tokens", _length, "q"), ("num_decode_tokens", _length, "q")],
+        lambda values: values[0],
     )
     return {"arrival_s": _relative_seconds(ts), "prompt_tokens": prompt, "output_tokens": output}
 
 
-def _json_records(lines: list[str], rows: _Rows) -> Iterator[tuple[int, dict[str, Any]]]:
-    for i, line in enumerate(lines):
+def _json_records(lines: Iterator[tuple[int, str]], rows: _Rows) -> Iterator[tuple[int, dict[str, Any]]]:
+    for lineno, line in lines:
         if not line.strip():
             continue
-        lineno = i + 1
         rows.stats["rows_read"] += 1
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             rows.bad(lineno, BadValue("<line>", line.strip(), f"not valid JSON ({exc.msg} at char {exc.pos})"))
+            continue
+        except RecursionError:
+            rows.bad(lineno, BadValue("<line>", line.strip(), "JSON nested too deeply"))
+            continue
+        except ValueError as exc:  # an integer of thousands of digits
+            rows.bad(lineno, BadValue("<line>", line.strip(), f"not valid JSON ({str(exc)[:60]})"))
             continue
         if not isinstance(record, dict):
             rows.bad(lineno, BadValue("<line>", line.strip(), "not a JSON object"))
@@ -407,7 +523,7 @@ def _get(record: dict[str, Any], key: str) -> Any:
     return record[key]
 
 
-def _read_mooncake(path: Path, lines: list[str], rows: _Rows, **_: Any) -> dict[str, Any]:
+def _read_mooncake(path: Path, lines: Iterator[tuple[int, str]], rows: _Rows, **_: Any) -> dict[str, Any]:
     ts: list[float] = []
     prompt: list[int] = []
     output: list[int] = []
@@ -425,6 +541,8 @@ def _read_mooncake(path: Path, lines: list[str], rows: _Rows, **_: Any) -> dict[
         except BadValue as exc:
             rows.bad(lineno, exc)
             continue
+        if rows.past_end(lineno, t):
+            break
         ts.append(t)
         prompt.append(p)
         output.append(o)
@@ -439,7 +557,7 @@ def _read_mooncake(path: Path, lines: list[str], rows: _Rows, **_: Any) -> dict[
     }
 
 
-def _read_jsonl(path: Path, lines: list[str], rows: _Rows, **_: Any) -> dict[str, Any]:
+def _read_jsonl(path: Path, lines: Iterator[tuple[int, str]], rows: _Rows, **_: Any) -> dict[str, Any]:
     ts: list[float] = []
     prompt: list[int] = []
     output: list[int] = []
@@ -489,6 +607,8 @@ def _read_jsonl(path: Path, lines: list[str], rows: _Rows, **_: Any) -> dict[str
         except BadValue as exc:
             rows.bad(lineno, exc)
             continue
+        if rows.past_end(lineno, t):
+            break
         seen.add(rid)
         ts.append(t)
         prompt.append(p)
@@ -529,19 +649,21 @@ def read_trace(
     skip_bad_rows: bool = False,
     model_filter: str | None = None,
     on_unsorted: str = "sort",
+    stop: Stop | None = None,
 ) -> TraceData:
-    """Read a trace file into columns. `format` None = detect; `model_filter` keeps BurstGPT rows of one Model."""
+    """Read a trace file into columns. `format` None = detect; `model_filter` keeps BurstGPT rows of one Model;
+    `stop`: read no further than the rows these limits keep (see the module docstring)."""
     path = Path(path)
-    lines = _read_lines(path)
-    fmt = normalize_format(format) if format else detect_format(path, lines)
+    first = _first_line(path)
+    fmt = normalize_format(format) if format else detect_format(path, first)
     if model_filter is not None and fmt != "burstgpt":
         raise UserError(f"{path}: a model filter applies to BurstGPT traces only (this is {fmt})")
     if on_unsorted not in ("sort", "error"):
         raise UserError(f"on_unsorted must be 'sort' or 'error', got {on_unsorted!r}")
-    if not any(line.strip() for line in lines):
+    if first is None:
         raise UserError(f"{path}: empty file; no requests to load")
-    rows = _Rows(path, fmt, skip_bad_rows)
-    cols = _READERS[fmt](path, lines, rows, model_filter=model_filter)
+    rows = _Rows(path, fmt, skip_bad_rows, stop)
+    cols = _READERS[fmt](path, _lines(path), rows, model_filter=model_filter)
     n = len(cols["prompt_tokens"])
     if n == 0:
         detail = ", ".join(f"{k} {v}" for k, v in rows.stats.items() if v)

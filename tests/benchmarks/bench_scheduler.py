@@ -52,27 +52,73 @@ def bench(strategy: BatchingStrategy, depth: int, calls: int, seed: int = 0) -> 
             core.add(req, now)
             counter += 1
 
+    members = 0
+
+    def complete(plan: StepPlan) -> None:
+        nonlocal members, now
+        assert isinstance(plan, StepPlan), "every timed call must be a dispatch"
+        tokens = {s.seq_id: 1 for s in plan.seqs if s.samples and not s.idle}
+        ids = [s.seq_id for s in plan.seqs]
+        members += len(ids)
+        now += 0.001
+        core.complete_step(plan, StepResult(0.001, tokens, 0, 0), ids, now)
+
+    times = timed(calls, top_up, lambda: core.plan(now), complete)
+    return times, members / calls
+
+
+def timed(calls: int, top_up, decide, after) -> list[float]:  # noqa: ANN001 - callables of the two benches
+    """Thread CPU time (us) of `decide()` over `calls` calls, the queue topped up (untimed) before each, and
+    `after(result)` (untimed) after each; garbage collection off while timing."""
     top_up()
     times = []
-    members = 0
     gc.collect()
     gc.disable()
     try:
         for _ in range(calls):
             top_up()
             t0 = time.thread_time_ns()
-            plan = core.plan(now)
-            t1 = time.thread_time_ns()
-            times.append((t1 - t0) / 1000.0)
-            assert isinstance(plan, StepPlan), "every timed call must be a dispatch"
-            tokens = {s.seq_id: 1 for s in plan.seqs if s.samples and not s.idle}
-            ids = [s.seq_id for s in plan.seqs]
-            members += len(ids)
-            now += 0.001
-            core.complete_step(plan, StepResult(0.001, tokens, 0, 0), ids, now)
+            out = decide()
+            times.append((time.thread_time_ns() - t0) / 1000.0)
+            after(out)
     finally:
         gc.enable()
-    return times, members / calls
+    return times
+
+
+def bench_reference(depth: int, calls: int, cap: int = 4, seed: int = 0) -> list[float]:
+    """A minimal vLLM-style reference: waiting requests in a heap by (-priority, arrival, seq), a dispatch pops
+    the head while the batch fits cap and the token budget, and builds the same SeqStep/StepPlan objects. No
+    aging, no O(1) cancel, no oldest-request lane, no statistics: the floor a Python scheduler of this shape
+    pays per decision, to set the core's fixed cost against."""
+    import heapq
+
+    from inferneo_bench.steps import SeqStep
+
+    rng = random.Random(seed)
+    heap: list[tuple] = []
+    counter = 0
+
+    def top_up() -> None:
+        nonlocal counter
+        while len(heap) < depth:
+            req = SchedRequest(f"r{counter}", rng.randint(16, 256), rng.randint(16, 128), rng.randint(1, 10), 0.0)
+            heapq.heappush(heap, (-req.priority, req.arrival_s, counter, req))
+            counter += 1
+
+    def decide() -> StepPlan:
+        seqs, longest = [], 0
+        while heap and len(seqs) < cap:
+            req = heap[0][3]
+            p = max(longest, req.prompt_tokens)
+            if seqs and p * (len(seqs) + 1) > 4096:
+                break
+            heapq.heappop(heap)
+            longest = p
+            seqs.append(SeqStep(req.request_id, 0, req.prompt_tokens, True))
+        return StepPlan(seqs, padded=True, batch_id=0)
+
+    return timed(calls, top_up, decide, lambda plan: None)
 
 
 def main() -> None:
@@ -100,6 +146,12 @@ def main() -> None:
             )
         ratio = p99[100_000] / p99[1_000]
         ratios.append((strategy.value, ratio, p99[1_000], p50s[(strategy, 100_000)] / p50s[(strategy, 1_000)]))
+    ref = statistics.median(bench_reference(1_000, args.calls))
+    ours = p50s[(BatchingStrategy.FIXED_SIZE, 1_000)]
+    print(
+        f"\nminimal vLLM-style reference (heap by priority, 4-request batches, same plan objects) at 1,000 waiting: "
+        f"p50 {ref:.1f} us; fixed_size {ours:.1f} us = {ours / ref:.2f}x"
+    )
     log_ratio = math.log(100_000) / math.log(1_000)
     print(f"\np99 at 100k / p99 at 1k (logarithmic growth would give {log_ratio:.2f}):")
     for name, ratio, p99_1k, p50_ratio in ratios:
