@@ -71,8 +71,8 @@ def saturation_ratio(torch_run: str, sim_run: str, strategy: str) -> float | Non
     from inferneo_bench import results
 
     try:
-        a = results.load(OUT / torch_run / strategy / "saturation.json").steps
-        b = results.load(OUT / sim_run / strategy / "saturation.json").steps
+        a = results.load(OUT / torch_run / strategy / "saturation").steps
+        b = results.load(OUT / sim_run / strategy / "saturation").steps
     except Exception:  # noqa: BLE001 - a missing point is reported as '-'
         return None
     if [(s.batch_size, s.new_tokens, s.padded_tokens) for s in a] != [
