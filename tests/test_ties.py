@@ -119,7 +119,9 @@ def test_saturated_run_says_so_in_its_table(cli, tmp_path):
     args = ["--engine", "sim", "--profile", "tiny-cpu", "--strategy", "fixed", "--workload", "chat", "--rate", "4"]
     code, out, err = cli("run", *args, "--num-requests", "120", "--out", str(tmp_path), "--run-id", "sat")
     assert code == 4, err  # saved, INVALID
-    assert "fixed: SATURATED" in out and "latencies measure the queue" in out
+    flat = " ".join(out.split())  # lines wrap at the console's width
+    assert "fixed: SATURATED" in flat and "latencies measure the queue" in flat
+    assert "INVALID (exit 4); saturated: lower the rate" in flat and "inferneo-bench sweep" in flat
     from inferneo_bench import results
 
     validity = results.load_summary(tmp_path / "sat" / "fixed_size").run.validity

@@ -91,6 +91,15 @@ def test_a_mostly_cancelled_run_is_invalid_with_named_checks():
     assert ok["valid"], ok["failed"]  # 0.5% rejected: within the 1% limit
 
 
+def test_the_failed_share_is_not_said_twice_when_the_breakdown_names_it():
+    rules = ValidityRules(min_duration_s=0, min_requests=1)
+    only_rejected = judge(_summary({"completed": 80, "rejected": 20}), "completed", rules)
+    assert only_rejected["checks"]["max_failed_share"] is False  # still recorded ...
+    assert only_rejected["failed"] == ["20 of 100 requests rejected (20.0% > 1%)"]  # ... said once
+    errored = judge(_summary({"completed": 80, "rejected": 10, "failed": 10}), "completed", rules)
+    assert "20 of 100 requests failed (20.0% > 1%)" in errored["failed"]  # errors: the total is news
+
+
 def test_failed_has_vllms_meaning_with_the_breakdown_beside_it():
     s = _summary({"completed": 5, "rejected": 2, "cancelled": 3, "failed": 1})
     assert (s["completed"], s["failed"], s["rejected"], s["cancelled"], s["errored"]) == (5, 6, 2, 3, 1)

@@ -153,6 +153,12 @@ def run(
     max_cancelled_pct: float = typer.Option(
         1.0, "--max-cancelled-pct", metavar="PCT", help="Validity: most cancelled requests (% of measured)."
     ),
+    max_shortfall: float = typer.Option(
+        0.10,
+        "--max-throughput-shortfall",
+        metavar="FRACTION",
+        help="Validity: saturated when the served rate falls short of the offered rate by more (1 turns it off).",
+    ),
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Clear an existing OUT/<run-id>/ first (a folder holding results is refused)."
     ),
@@ -265,6 +271,7 @@ def run(
             max_failed_pct=max_failed_pct,
             max_rejected_pct=max_rejected_pct,
             max_cancelled_pct=max_cancelled_pct,
+            max_throughput_shortfall=max_shortfall,
         ),
         threads=threads,
         overwrite=overwrite,
@@ -407,13 +414,33 @@ def execute(options: Any, quiet: bool, demo_table: bool = False) -> None:
         raise typer.Exit(1)
     if invalid:
         if not quiet:
+            fixes = invalid_fixes(invalid)
             console.print(
-                f"{len(invalid)} of {len(outcomes)} results INVALID (exit {EXIT_INVALID}); the usual fix is a longer "
-                "run (--num-requests, --duration)",
+                f"{len(invalid)} of {len(outcomes)} results INVALID (exit {EXIT_INVALID})"
+                + (f"; {fixes}" if fixes else ""),
                 style="red",
                 highlight=False,
             )
         raise typer.Exit(EXIT_INVALID)
+
+
+# What usually fixes each failed validity check (runner/validity.py names them), in the order printed.
+FIXES = {
+    "not_saturated": "saturated: lower the rate (--rate, --time-scale) or find the capacity with "
+    "`inferneo-bench sweep`",
+    "max_rejected_share": "rejected: --context-policy truncate, or a model with a longer context",
+    "min_duration": "too short: a longer run (--num-requests, --duration)",
+    "min_requests": "too few requests: --num-requests",
+    "harness_kept_up": "harness lag: a quieter machine (the replay fell behind its arrivals)",
+    "max_cancelled_share": "cancelled: a longer --request-timeout",
+    "client_kept_up": "client-bound: a lower rate or a faster client machine",
+}
+
+
+def invalid_fixes(outcomes: list[Any]) -> str:
+    """The usual fix for each kind of failed check among the INVALID outcomes, one clause each."""
+    failed = {name for o in outcomes for name, ok in o.result.run.validity.get("checks", {}).items() if not ok}
+    return "; ".join(fix for name, fix in FIXES.items() if name in failed)
 
 
 def register(app: typer.Typer) -> None:

@@ -114,6 +114,12 @@ OPTION_RULES: tuple[tuple[str, str, Callable[[Any, str], Any]], ...] = (
     ("telemetry_interval_s", "--telemetry-interval", lambda v, w: validation.number(v, w, minimum=0.001, maximum=3600)),
     ("threads", "--threads", _int_range(1, 4096)),
 )
+
+
+def _fraction(value: Any, where: str) -> float:
+    return validation.number(value, where, minimum=0, maximum=1)
+
+
 VALIDITY_RULES: tuple[tuple[str, str, Callable[[Any, str], Any]], ...] = (
     ("min_duration_s", "--min-duration", validation.non_negative),
     ("min_requests", "--min-requests", _int_range(0)),
@@ -121,6 +127,7 @@ VALIDITY_RULES: tuple[tuple[str, str, Callable[[Any, str], Any]], ...] = (
     ("max_failed_pct", "--max-failed-pct", lambda v, w: validation.number(v, w, minimum=0, maximum=100)),
     ("max_rejected_pct", "--max-rejected-pct", lambda v, w: validation.number(v, w, minimum=0, maximum=100)),
     ("max_cancelled_pct", "--max-cancelled-pct", lambda v, w: validation.number(v, w, minimum=0, maximum=100)),
+    ("max_throughput_shortfall", "--max-throughput-shortfall", _fraction),
 )
 
 
