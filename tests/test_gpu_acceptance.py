@@ -343,7 +343,10 @@ def test_bench_names_the_cuda_device_with_its_index(monkeypatch):
 
 
 HEALTH_SERVER = """
-import http.server, sys
+import http.server, signal, sys
+# A script's background job starts with SIGINT ignored, and Python then keeps it ignored: restore Ctrl-C, as
+# inferneo-bench run and serve do by installing their own handlers.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 class Health(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self.send_response(200 if self.path == "/health" else 404)
