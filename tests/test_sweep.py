@@ -290,3 +290,25 @@ def test_bad_sweep_options(cli):
                        "--engine", "sim", "--profile", "tiny-cpu")  # fmt: skip
     assert code == 2 and "22 of 300 requests (7.3%) exceed the model context (2048 tokens)" in err
     assert "at or under 92.7%, below the 95% target; use --context-policy truncate" in err
+
+
+def test_the_capacity_table_and_the_progress_fit_80_columns(hand_sweep):
+    import io
+    import re
+
+    from rich.console import Console
+
+    from inferneo_bench.runner.progress import ReplayProgress
+    from inferneo_bench.runner.replay import Progress
+    from inferneo_bench.sweep.report import build, to_rich
+
+    out = io.StringIO()
+    console = Console(file=out, width=80, force_terminal=True, color_system=None)
+    console.print(to_rich(build(hand_sweep.points)))
+    with ReplayProgress(console, "throughput_optimized 0.6738 req/s #3", 300) as progress:
+        progress.update(Progress(now=1.0, ended=300, total=300, queue_depth=0, batch_size=0, output_tokens=153))
+    lines = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue()).splitlines()  # cursor codes of the live bar
+    assert max(len(line) for line in lines) <= 80
+    assert not any("…" in line for line in lines), out.getvalue()  # no header, name or count cut short
+    bar = [line for line in lines if line.startswith("throughput_optimized 0.6738")][-1]  # the last redraw
+    assert "300/300" in bar and "153.0 tok/s" in bar

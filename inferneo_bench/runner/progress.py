@@ -17,15 +17,22 @@ class ReplayProgress:
         self._task: Any = None
         self._last = 0.0
         self._start = 0.0
+        self._compact = False
 
     def __enter__(self) -> ReplayProgress:
         if self.console is None:
             return self
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+        # Everything but the bar has a known width: on a narrow terminal (80 columns) keep tokens/s only and give
+        # the bar what is left, so that the count and the elapsed time are never cut to "30…".
+        digits = len(str(self.total))
+        fixed = len(self.title) + (2 * digits + 1) + 7 + 5  # title, "n/N", "0:00:16", separators
+        self._compact = self.console.width < fixed + 40 + len(self._info(0, 0, 0.0))
+        bar = max(5, min(40, self.console.width - fixed - len(self._info(0, 0, 0.0)) - 1))  # the info as shown
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
-            BarColumn(),
+            BarColumn(bar_width=bar),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             TextColumn("{task.fields[info]}"),
@@ -45,8 +52,12 @@ class ReplayProgress:
             return
         self._last = wall
         rate = p.output_tokens / p.now if p.now > 0 else 0.0
-        info = f"queue {p.queue_depth:>4}  batch {p.batch_size:>3}  {rate:8.1f} tok/s"
-        self._progress.update(self._task, completed=p.ended, info=info)
+        self._progress.update(self._task, completed=p.ended, info=self._info(p.queue_depth, p.batch_size, rate))
+
+    def _info(self, queue: int, batch: int, rate: float) -> str:
+        if self._compact:
+            return f"{rate:7.1f} tok/s"
+        return f"queue {queue:>4}  batch {batch:>3}  {rate:8.1f} tok/s"
 
     def close(self, ended: int | None = None) -> None:
         """Stop redrawing (the bar stays on screen), first showing `ended` requests done when given (requests

@@ -323,18 +323,22 @@ def _ratio(value: float | None) -> str:
 
 
 def to_rich(report: SweepReport) -> Any:
+    from rich import box
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
 
+    # Fits 80 columns (two-line headers, the run table's short strategy names, no vertical rules): this is the
+    # headline answer, and a cut header ("capacity r…") or name ("throughput_optim…") hides it.
     with_ci = any(s.interval for s in report.strategies)
-    table = Table(title=headline(report), title_justify="left", padding=(0, 1))
-    columns = ["strategy", "capacity req/s", *(["95% CI"] if with_ci else []), "tok/s at cap.", "x fixed", "binding"]
-    for col in [*columns, "ceiling req/s", "points"]:
+    table = Table(title=headline(report), title_justify="left", padding=(0, 1), box=box.SIMPLE_HEAD)
+    columns = ["strategy", "capacity\nreq/s", *(["95% CI\nreq/s"] if with_ci else []), "tok/s at\ncapacity"]
+    for col in [*columns, "x\nfixed", "binding", "ceiling\nreq/s", "points"]:
         table.add_column(col, justify="left" if col in ("strategy", "binding") else "right", no_wrap=True)
     for row in capacity_rows(report):
         ci = row["interval95"]
-        cells = [row["strategy"], _rate(row["capacity_rps"])]
+        short = row["strategy"].removesuffix("_optimized").removesuffix("_size")
+        cells = [short, _rate(row["capacity_rps"])]
         if with_ci:
             cells.append(f"{_rate(ci[0])}-{_rate(ci[1])}" if ci else "-")
         cells += [_num(row["output_tps"], 1), _ratio(row["ratio_to_fixed"]), row["binding"] or "-"]
@@ -343,7 +347,12 @@ def to_rich(report: SweepReport) -> Any:
         table,
         Text("attainment at each offered rate (req/s:attainment; S = saturated, its latencies measure the queue):"),
     ]
-    lines += [Text(f"  {row['strategy']}: {row['attainment']}") for row in capacity_rows(report)]
+    cells = Table.grid(padding=(0, 1))  # a grid, so that a long row wraps under its own column
+    cells.add_column(no_wrap=True)
+    cells.add_column()
+    for row in capacity_rows(report):
+        cells.add_row(" " + row["strategy"].removesuffix("_optimized").removesuffix("_size"), row["attainment"])
+    lines.append(cells)
     lines += [Text(f"note: {n}") for n in report.ties + report.notes]
     return Group(*lines)
 

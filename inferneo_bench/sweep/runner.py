@@ -181,7 +181,7 @@ def _run_serial(options: SweepOptions, console: Any = None, own_folder: bool = T
                 raise _Interrupted
             replayed = all_at_once(workload) if rate is None else at_rate(workload, rate)
             where = "all at once" if rate is None else f"{rate:g} req/s"
-            title = f"{strategy} {where}" + (f" trial {repeat}" if repeat else "") + f" (point {index})"
+            title = f"{strategy} {where}" + (f" trial {repeat}" if repeat else "") + f" #{index}"
             sweep = {
                 "id": run_id,
                 "rate": rate,
