@@ -384,10 +384,12 @@ class Runner:
         finally:
             self.current = None
 
-    def check(self, cmd: list[str], log: TextIO, until: float) -> None:
+    def check(self, cmd: list[str], log: TextIO, until: float, ok: tuple[int, ...] = (0,)) -> int:
+        """Run `cmd`; a time-out or an exit code outside `ok` fails the stage. Returns the exit code."""
         rc, timed_out = self.run(cmd, log, until)
-        if timed_out or rc != 0:
+        if timed_out or rc not in ok:
             raise StageFailed(timed_out)
+        return rc
 
 
 Body = Callable[[Runner, TextIO, float], str]
@@ -525,14 +527,23 @@ def stage_validate(runner: Runner, log: TextIO, until: float) -> str:
     return f"median error {pct(v.get('median_ape'))}, p90 {pct(v.get('p90_ape'))} over {v.get('steps')} steps"
 
 
+# `run` exits 4 when it saved results that are INVALID (saturated, too short, too many rejected): those are
+# measurements, with their reasons in the final table's validity column, not a failed stage.
+MEASURED = (0, 4)
+
+
+def _saved(rc: int, count: int, what: str) -> str:
+    return f"{count} strategies {what}" + ("; INVALID results (exit 4), reasons in the table" if rc == 4 else "")
+
+
 def stage_run(runner: Runner, log: TextIO, until: float) -> str:
-    runner.check(run_cmd(runner.s, runner.p), log, until)
-    return f"{len(read_results(runner.p.runs / 'inproc'))} strategies saved"
+    rc = runner.check(run_cmd(runner.s, runner.p), log, until, ok=MEASURED)
+    return _saved(rc, len(read_results(runner.p.runs / "inproc")), "saved")
 
 
 def stage_sim_run(runner: Runner, log: TextIO, until: float) -> str:
-    runner.check(sim_run_cmd(runner.s, runner.p), log, until)
-    return f"{len(read_results(runner.p.runs / 'sim'))} strategies simulated"
+    rc = runner.check(sim_run_cmd(runner.s, runner.p), log, until, ok=MEASURED)
+    return _saved(rc, len(read_results(runner.p.runs / "sim")), "simulated")
 
 
 def sweep_missing(runner: Runner) -> str | None:
@@ -580,10 +591,11 @@ def stage_serve(runner: Runner, log: TextIO, until: float) -> str:
                           "see logs/09-serve-server.log\n")  # fmt: skip
                 raise StageFailed(server.poll() is None)
             log.write(f"server healthy on 127.0.0.1:{port}\n")
-            runner.check(client_cmd, log, until)
+            rc = runner.check(client_cmd, log, until, ok=MEASURED)
         finally:
             runner.stop(server)  # SIGINT: the server drains
-    return f"{len(read_results(runner.p.runs / 'serve'))} result file(s) from run --target"
+    found = len(read_results(runner.p.runs / "serve"))
+    return f"{found} result file(s) from run --target" + ("; INVALID (exit 4), reasons in the table" if rc == 4 else "")
 
 
 def free_port() -> int:

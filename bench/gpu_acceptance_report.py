@@ -258,6 +258,9 @@ def _run_lines(summary: dict[str, Any]) -> list[str]:
         )  # fmt: skip
     headers = ["strategy", "done", "lost", "out tok/s", "TTFT p50", "TPOT p50", "busy %", "W", "J/tok", "validity"]
     lines += table(headers, body)
+    for r in inproc:  # why each INVALID result is invalid (saturated, too short, rejected ...), one line each
+        if r["validity"].get("failed"):
+            lines.append(f"  {r['strategy']}: {'; '.join(r['validity']['failed'])}"[:150])
     texts = list(dict.fromkeys(r["telemetry_check"] for r in inproc))
     if len(texts) == 1:
         return lines + [f"telemetry ({summary['telemetry_verdict']}): {texts[0]}"]

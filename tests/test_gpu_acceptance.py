@@ -123,6 +123,17 @@ def _settings(tmp_path, **budgets):
     return ga.Runner(s, paths, sys.executable, ga.stage_env(sys.executable, paths))
 
 
+def test_an_invalid_run_is_a_measurement_not_a_failed_stage(tmp_path, monkeypatch):
+    """`run` exits 4 when it saved INVALID results (saturated, too short): the stage is ok and says so; any
+    other non-zero exit still fails it."""
+    runner = _settings(tmp_path)
+    monkeypatch.setattr(ga, "run_cmd", lambda s, p: ["python", "-c", "import sys; sys.exit(4)"])
+    run = ga.run_stage(runner, "run", ga.STAGE_BODIES["run"])
+    assert (run.status, run.note) == ("ok", "0 strategies saved; INVALID results (exit 4), reasons in the table")
+    monkeypatch.setattr(ga, "run_cmd", lambda s, p: ["python", "-c", "import sys; sys.exit(1)"])
+    assert ga.run_stage(runner, "run", ga.STAGE_BODIES["run"]).status == "failed"
+
+
 def test_a_failed_crashed_or_timed_out_stage_does_not_stop_the_next(tmp_path):
     runner = _settings(tmp_path, setup=1.5)
 
