@@ -532,8 +532,12 @@ def stage_validate(runner: Runner, log: TextIO, until: float) -> str:
 MEASURED = (0, 4)
 
 
+def _invalid(rc: int) -> str:
+    return "; INVALID results (exit 4), reasons in the table" if rc == 4 else ""
+
+
 def _saved(rc: int, count: int, what: str) -> str:
-    return f"{count} strategies {what}" + ("; INVALID results (exit 4), reasons in the table" if rc == 4 else "")
+    return f"{count} strategies {what}{_invalid(rc)}"
 
 
 def stage_run(runner: Runner, log: TextIO, until: float) -> str:
@@ -595,7 +599,7 @@ def stage_serve(runner: Runner, log: TextIO, until: float) -> str:
         finally:
             runner.stop(server)  # SIGINT: the server drains
     found = len(read_results(runner.p.runs / "serve"))
-    return f"{found} result file(s) from run --target" + ("; INVALID (exit 4), reasons in the table" if rc == 4 else "")
+    return f"{found} result file(s) from run --target{_invalid(rc)}"
 
 
 def free_port() -> int:

@@ -29,7 +29,8 @@ class ReplayProgress:
         digits = len(str(self.total))
         fixed = len(self.title) + (2 * digits + 1) + 7 + 5  # title, "n/N", "0:00:16", separators
         self._compact = self.console.width < fixed + 40 + len(self._info(0, 0, 0.0))
-        bar = max(5, min(40, self.console.width - fixed - len(self._info(0, 0, 0.0)) - 1))  # the info as shown
+        info = len(self._info(0, 0, 0.0))  # as shown: the compact form on a narrow terminal
+        bar = max(5, min(40, self.console.width - fixed - info - 1))
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(bar_width=bar),

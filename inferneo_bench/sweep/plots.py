@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from inferneo_bench.report.plots import color_for
-from inferneo_bench.sweep.report import StrategySweep, SweepReport
+from inferneo_bench.sweep.report import StrategySweep, SweepReport, slo_text
 
 
 def _figure(width: float, height: float) -> Any:
@@ -115,7 +115,7 @@ def attainment_figure(report: SweepReport) -> Any:
     ax.set_ylim(0, 103)
     ax.set_xlabel("offered rate (req/s)")
     ax.set_ylabel("SLO attainment (% of requests)")
-    ax.set_title(f"SLO attainment ({_slo(report)}); dotted: each strategy's capacity", fontsize=10)
+    ax.set_title(f"SLO attainment ({slo_text(report.slo)}); dotted: each strategy's capacity", fontsize=10)
     ax.grid(True, alpha=0.3)
     _hollow_legend(ax)
     return fig
@@ -135,10 +135,6 @@ def throughput_figure(report: SweepReport) -> Any:
     ax.grid(True, alpha=0.3)
     _hollow_legend(ax)
     return fig
-
-
-def _slo(report: SweepReport) -> str:
-    return ", ".join(f"{k.removesuffix('_ms').upper()} <= {v:g} ms" for k, v in (report.slo or {}).items())
 
 
 def save_all(report: SweepReport, folder: Path) -> list[Path]:

@@ -24,6 +24,7 @@ from typing import Any
 from inferneo_bench import __version__
 from inferneo_bench.errors import UserError
 from inferneo_bench.report.ties import Schedule, shares_text, tie_line
+from inferneo_bench.runner.summary_table import SHORT
 from inferneo_bench.sweep.points import SATURATION, Point
 from inferneo_bench.sweep.search import Capacity, Probe, capacity_of
 
@@ -265,7 +266,7 @@ def _num(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
-def _slo_text(slo: dict[str, float] | None) -> str:
+def slo_text(slo: dict[str, float] | None) -> str:
     return ", ".join(f"{k.removesuffix('_ms').upper()} <= {v:g} ms" for k, v in (slo or {}).items())
 
 
@@ -308,7 +309,7 @@ def _mean(values: list[float | None]) -> float | None:
 def headline(report: SweepReport) -> str:
     c = report.context
     return (
-        f"capacity at {_slo_text(report.slo)} for {report.target:.0%} of requests · workload {c.get('workload')} · "
+        f"capacity at {slo_text(report.slo)} for {report.target:.0%} of requests · workload {c.get('workload')} · "
         f"model {c.get('model')} on {c.get('device_type')} · engine {c.get('engine')}"
     )
 
@@ -337,8 +338,7 @@ def to_rich(report: SweepReport) -> Any:
         table.add_column(col, justify="left" if col in ("strategy", "binding") else "right", no_wrap=True)
     for row in capacity_rows(report):
         ci = row["interval95"]
-        short = row["strategy"].removesuffix("_optimized").removesuffix("_size")
-        cells = [short, _rate(row["capacity_rps"])]
+        cells = [SHORT.get(row["strategy"], row["strategy"]), _rate(row["capacity_rps"])]
         if with_ci:
             cells.append(f"{_rate(ci[0])}-{_rate(ci[1])}" if ci else "-")
         cells += [_num(row["output_tps"], 1), _ratio(row["ratio_to_fixed"]), row["binding"] or "-"]
@@ -351,7 +351,7 @@ def to_rich(report: SweepReport) -> Any:
     cells.add_column(no_wrap=True)
     cells.add_column()
     for row in capacity_rows(report):
-        cells.add_row(" " + row["strategy"].removesuffix("_optimized").removesuffix("_size"), row["attainment"])
+        cells.add_row(" " + SHORT.get(row["strategy"], row["strategy"]), row["attainment"])
     lines.append(cells)
     lines += [Text(f"note: {n}") for n in report.ties + report.notes]
     return Group(*lines)
